@@ -1,0 +1,148 @@
+"""The one typed settings object.
+
+Every setting has one ``MODELFN_*`` environment variable, named in ``ENV_NAMES``. Precedence:
+an explicit argument beats the environment, which beats the settings file (TOML or JSON named
+by ``MODELFN_CONFIG``), which beats the default. A plain frozen dataclass on purpose: the
+run-time path must not pay for pydantic-settings. No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modelfn.errors import ConfigError
+
+DEFAULT_STORE_URL = "./.modelfn/store"
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invoke payload limit
+CONFIG_FILE_ENV = "MODELFN_CONFIG"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a modelfn process can be told. Validated at construction."""
+
+    store_url: str = DEFAULT_STORE_URL
+    """Where bundles live: a bare path, ``file://…`` or ``s3://bucket/prefix``."""
+    model_name: str | None = None
+    """Which model in the store to serve."""
+    model_version: str = "latest"
+    """An integer version, or ``latest`` (the highest signed version in the store)."""
+    trusted_keys: tuple[str, ...] = ()
+    """Public keys allowed to sign served models: PEM file paths or inline PEM text."""
+    threads: int = 0
+    """onnxruntime intra-op threads; 0 lets onnxruntime choose."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Requests above this size get 413 (API Gateway 10 MB, Lambda sync 6 MB, ALB 1 MB)."""
+    min_version: int = 0
+    """Anti-rollback: refuse bundles whose signed version is below this."""
+    pinned_digest: str | None = None
+    """Refuse any bundle whose root digest (sha256 hex) differs from this."""
+    providers: tuple[str, ...] = ()
+    """onnxruntime execution providers; empty means CUDA when available, else CPU."""
+    allow_custom_code: bool = False
+    """Serve bundles that carry Python code (only from trusted signers)."""
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}", field="threads")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}", field="port")
+        if self.max_body_bytes <= 0:
+            raise ConfigError("max_body_bytes must be positive", field="max_body_bytes")
+        if self.min_version < 0:
+            raise ConfigError("min_version must be >= 0", field="min_version")
+        if self.model_version != "latest" and not self.model_version.isdigit():
+            raise ConfigError(
+                f"model_version must be an integer or 'latest', got {self.model_version!r}", field="model_version"
+            )
+        if self.pinned_digest is not None and (
+            len(self.pinned_digest) != 64 or any(c not in "0123456789abcdef" for c in self.pinned_digest)
+        ):
+            raise ConfigError("pinned_digest must be 64 lowercase hex characters (sha256)", field="pinned_digest")
+        levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+        if self.log_level.upper() not in levels:
+            raise ConfigError(f"log_level must be one of {', '.join(levels)}", field="log_level")
+
+    @classmethod
+    def load(cls, *, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
+        """Build settings from explicit values, then ``MODELFN_*`` variables, then the settings file."""
+        env = os.environ if environ is None else environ
+        file_path = explicit.pop("config_file", None) or env.get(CONFIG_FILE_ENV)
+        unknown = set(explicit) - set(ENV_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}; valid: {sorted(ENV_NAMES)}")
+        values: dict[str, Any] = {}
+        if file_path:
+            values.update(_read_settings_file(Path(file_path)))
+        for name, var in ENV_NAMES.items():
+            if var in env and env[var] != "":
+                values[name] = env[var]
+        values.update({k: v for k, v in explicit.items() if v is not None})
+        return cls(**{k: _coerce(k, v) for k, v in values.items()})
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items() if v is not None})
+
+
+ENV_NAMES: dict[str, str] = {f.name: f"MODELFN_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn env/file strings into the field's type, with an error that names the variable."""
+    kind = _FIELD_TYPES[name]
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return text in ("1", "true", "yes", "on")
+        if kind.startswith("tuple"):
+            if isinstance(value, str):
+                return _split_list(value)
+            return tuple(str(v) for v in value)
+        if kind == "str | None":
+            return None if value in (None, "") else str(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{ENV_NAMES[name]}: cannot read {value!r} as {kind}", field=name) from exc
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    """Comma-separated list, except inline PEM blocks which contain no commas but many lines."""
+    if "-----BEGIN" in text:
+        blocks = text.split("-----END PUBLIC KEY-----")
+        return tuple(b.strip() + "\n-----END PUBLIC KEY-----\n" for b in blocks if b.strip())
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}", field=CONFIG_FILE_ENV) from exc
+    try:
+        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"settings file {path} is not valid {path.suffix or 'TOML'}: {exc}") from exc
+    section = data.get("modelfn", data) if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"settings file {path} must hold a table of settings")
+    unknown = set(section) - set(ENV_NAMES)
+    if unknown:
+        raise ConfigError(f"settings file {path}: unknown setting(s) {sorted(unknown)}; valid: {sorted(ENV_NAMES)}")
+    return section

@@ -1,0 +1,145 @@
+"""An onnxruntime session built from verified bytes, with the manifest's schema enforced.
+
+``OnnxModel`` is the run-time object every front door (HTTP, storage events) calls. It is built
+from the exact bytes the loader hashed; it never re-opens a path (SECURITY.md rule 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from modelfn.errors import UnprocessableInput, UnsafeBundleError
+from modelfn.runtime.onnx_guard import inspect_onnx, refuse_external_data
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from modelfn.bundle.manifest import Manifest, TensorSpec
+
+# onnxruntime type strings -> numpy / manifest dtype names
+ORT_DTYPES: dict[str, str] = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(bfloat16)": "bfloat16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "string",
+}
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime build has it, always CPU last."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+
+
+class OnnxModel:
+    """A ready-to-run model: onnxruntime session + the manifest that describes it."""
+
+    def __init__(
+        self,
+        model_bytes: bytes,
+        manifest: Manifest,
+        *,
+        threads: int = 0,
+        providers: Sequence[str] = (),
+    ) -> None:
+        facts = inspect_onnx(model_bytes, artifact=manifest.artifact)
+        refuse_external_data(facts, artifact=manifest.artifact)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.manifest = manifest
+        self.providers = list(providers) or default_providers()
+        self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=self.providers)
+        self._input_specs = {spec.name: spec for spec in manifest.inputs}
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self._check_schema_matches_session()
+
+    def _check_schema_matches_session(self) -> None:
+        """The signed manifest and the graph must agree, or the bundle is lying about its schema."""
+        graph_inputs = {i.name: ORT_DTYPES.get(i.type, i.type) for i in self._session.get_inputs()}
+        declared = {s.name: s.dtype for s in self.manifest.inputs}
+        if graph_inputs != declared:
+            raise UnsafeBundleError(f"manifest inputs {declared} do not match the model graph inputs {graph_inputs}")
+        missing = [o.name for o in self.manifest.outputs if o.name not in self.output_names]
+        if missing:
+            raise UnsafeBundleError(f"manifest outputs {missing} are not outputs of the model graph")
+
+    def validate(self, feeds: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
+        """Check names, dtypes and shapes against the schema; cast safe numeric inputs. 4xx on mismatch."""
+        import numpy as np
+
+        unknown = sorted(set(feeds) - set(self._input_specs))
+        if unknown:
+            raise UnprocessableInput(
+                f"unknown input {unknown[0]!r}; this model takes {sorted(self._input_specs)}", field=unknown[0]
+            )
+        out: dict[str, npt.NDArray[Any]] = {}
+        for name, spec in self._input_specs.items():
+            if name not in feeds:
+                raise UnprocessableInput(f"missing input {name!r}", field=name)
+            out[name] = _conform(np.asarray(feeds[name]) if spec.dtype != "string" else feeds[name], spec)
+        return out
+
+    def predict(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+        """Validate then run; returns every (or the requested) output by name."""
+        wanted = list(outputs) if outputs else self.output_names
+        for name in wanted:
+            if name not in self.output_names:
+                raise UnprocessableInput(f"unknown output {name!r}; outputs are {self.output_names}", field=name)
+        results = self._session.run(wanted, self.validate(feeds))
+        return dict(zip(wanted, results, strict=True))
+
+    def warm_up(self) -> None:
+        """One run on zeros shaped from the schema (dynamic dims = 1) so the first request is warm."""
+        import numpy as np
+
+        feeds = {
+            s.name: np.zeros([d if d > 0 else 1 for d in s.shape], dtype=_numpy_dtype(s.dtype))
+            for s in self.manifest.inputs
+        }
+        self._session.run(None, feeds)
+
+
+def _numpy_dtype(name: str) -> Any:
+    import numpy as np
+
+    return np.dtype(object) if name == "string" else np.dtype(name)
+
+
+def _conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    target = _numpy_dtype(spec.dtype)
+    if array.dtype != target:
+        same_kind = np.can_cast(array.dtype, target, casting="same_kind")
+        int_to_float = array.dtype.kind in "iub" and target.kind == "f"
+        if not (same_kind or int_to_float) or array.dtype.kind == "O":
+            raise UnprocessableInput(
+                f"input {spec.name!r} has dtype {array.dtype}, expected {spec.dtype}", field=spec.name
+            )
+        array = array.astype(target)
+    if not spec.is_compatible(array.shape):
+        shown = ["?" if d == -1 else d for d in spec.shape]
+        raise UnprocessableInput(
+            f"input {spec.name!r} has shape {list(array.shape)}, expected {shown}", field=spec.name
+        )
+    return array

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from modelfn.errors import UnsafeBundleError
+
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just transferred."""
 
@@ -53,3 +55,26 @@ class Store(Protocol):
     def write_bytes(self, key: str, data: bytes, *, if_none_match: bool = False) -> bool:
         """Write an object atomically. With ``if_none_match``, return False instead of overwriting."""
         ...
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape a store root once mapped to a path; return the key unchanged.
+
+    Object stores accept any key, but a bundle is also a directory on disk (local store, pull), so
+    '..', '.', empty parts, absolute keys, backslashes and NUL are refused everywhere alike.
+    """
+    parts = key.split("/")
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key or any(p in ("", ".", "..") for p in parts):
+        raise UnsafeBundleError(
+            f"unsafe store key {key!r}: keys are '/'-separated relative names without '..', '.', empty parts"
+            " or backslashes",
+            field="key",
+        )
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Like ``check_key`` for listing prefixes, which may be empty or end with '/'."""
+    if prefix:
+        check_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix

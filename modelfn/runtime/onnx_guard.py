@@ -126,9 +126,9 @@ def _check_tensor(tensor: memoryview, facts: OnnxFacts) -> None:
         elif field == _TENSOR_DATA_LOCATION and value == 1:
             external = True
         elif field == _TENSOR_EXTERNAL_DATA and isinstance(value, memoryview):
-            entry = dict(_fields(value))
-            if bytes(entry.get(_ENTRY_KEY, b"")) == b"location":  # type: ignore[arg-type]
-                location = bytes(entry.get(_ENTRY_VALUE, b"")).decode(errors="replace")  # type: ignore[arg-type]
+            entry = {f: bytes(v) for f, v in _fields(value) if isinstance(v, memoryview)}
+            if entry.get(_ENTRY_KEY) == b"location":
+                location = entry.get(_ENTRY_VALUE, b"").decode(errors="replace")
                 external = True
     if external:
         facts.external.append((name, location or "<unnamed>"))

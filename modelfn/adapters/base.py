@@ -1,0 +1,122 @@
+"""The adapter contract: what a framework module must offer to become a bundle.
+
+One small Protocol so a new framework plugs in with one module and one registry line, and a few
+helpers every adapter needs (pickle consent, sample shapes). Build time only: nothing on the
+serving path imports this package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
+
+from modelfn.bundle.layout import PICKLE_EXTENSIONS
+from modelfn.errors import PackagingError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from modelfn.bundle.manifest import FrameworkInfo
+
+SampleInput: TypeAlias = "npt.NDArray[Any] | dict[str, npt.NDArray[Any]]"
+"""One array for single-input models, or arrays by input name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What an adapter hands to packaging: the ONNX bytes and what to record about them."""
+
+    onnx_bytes: bytes
+    framework: FrameworkInfo
+    labels: list[str | int] | None = None
+    """Class labels in output-index order (classifiers only)."""
+    notes: str | None = None
+    """Preprocessing or output notes copied into the manifest."""
+
+
+class Adapter(Protocol):
+    """One framework's way from a model (object or file) to ONNX bytes, plus its native predictions."""
+
+    name: ClassVar[str]
+    """The registry key (``sklearn``, ``onnx``, ...), recorded as the manifest's framework name."""
+
+    @classmethod
+    def detects(cls, model: Any) -> bool:
+        """True when ``model`` (a native object or a ``Path``) belongs to this framework; cheap, no heavy imports."""
+        ...
+
+    def load(self, path: Path, *, allow_pickle: bool) -> Any:
+        """Read a model file into the native object; refuse pickle unless ``allow_pickle``."""
+        ...
+
+    def export(self, model: Any, sample: SampleInput | None, *, opset: int | None) -> ExportResult:
+        """Convert the native object to ONNX; raise ``PackagingError`` when a sample is required but None."""
+        ...
+
+    def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
+        """The framework's own outputs on ``sample``, keyed by the ONNX output names (for parity)."""
+        ...
+
+
+class PickleLoadWarning(UserWarning):
+    """Warn when a pickle-family file is loaded at build time (it can run arbitrary code)."""
+
+
+def require_pickle_consent(path: Path, *, allow_pickle: bool, adapter: str) -> None:
+    """Refuse a pickle-family file unless the caller opted in; warn loudly when they did."""
+    if not allow_pickle:
+        raise PackagingError(
+            f"{adapter}: {path.name} is a pickle-family file ({path.suffix}); loading it runs arbitrary code."
+            " Pass allow_pickle=True (CLI: --allow-pickle) only for files you trust, or save the model in a"
+            " safe format (.skops for scikit-learn, .onnx)",
+            field="allow_pickle",
+        )
+    warnings.warn(
+        f"loading {path.name} with pickle at build time: pickle runs arbitrary code, only load files you trust."
+        " The bundle itself never contains pickle",
+        PickleLoadWarning,
+        stacklevel=3,
+    )
+
+
+def is_pickle_path(path: Path) -> bool:
+    """True for the pickle-family suffixes that never enter a bundle."""
+    return path.suffix.lower() in PICKLE_EXTENSIONS
+
+
+def single_array(sample: SampleInput | None, *, adapter: str) -> tuple[str | None, npt.NDArray[Any]]:
+    """The one array of a single-input sample, with its input name when the sample was a dict."""
+    import numpy as np
+
+    if sample is None:
+        raise PackagingError(f"{adapter}: a sample input is required to infer the input schema", field="sample")
+    if isinstance(sample, dict):
+        if len(sample) != 1:
+            raise PackagingError(
+                f"{adapter}: expected one input array, got {len(sample)} ({sorted(sample)})", field="sample"
+            )
+        ((name, value),) = sample.items()
+        return name, np.asarray(value)
+    return None, np.asarray(sample)
+
+
+def class_from(model: Any, *packages: str) -> bool:
+    """True when the object's class, or a base class, is defined in one of ``packages`` (no import needed)."""
+    for cls in type(model).__mro__:
+        module = getattr(cls, "__module__", "") or ""
+        if any(module == p or module.startswith(p + ".") for p in packages):
+            return True
+    return False
+
+
+def import_extra(module: str, *, extra: str) -> Any:
+    """Import a build-time dependency, or say which ``modelfn[extra]`` to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise PackagingError(f"{module} is not installed; install it with: pip install 'modelfn[{extra}]'") from exc

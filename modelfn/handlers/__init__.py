@@ -1,0 +1,1 @@
+"""Platform entry points. Deliberately empty: each handler module is imported on its own, by path."""

@@ -1,0 +1,19 @@
+"""AWS Lambda HTTP handler (API Gateway REST/HTTP APIs, Function URLs, ALB) over the lean ASGI app.
+
+Everything happens at import, in Lambda's INIT phase (so provisioned concurrency and SnapStart
+start warm): settings, then fetch → verify → load. A failed load still yields a handler that
+answers 503 + Retry-After. Lifespan is off: Mangum would run it on every invocation.
+"""
+
+from __future__ import annotations
+
+from mangum import Mangum
+
+from modelfn.config import Settings
+from modelfn.serving.asgi import create_app
+from modelfn.serving.state import ModelState
+
+settings = Settings.load()
+state = ModelState.load(settings)
+app = create_app(state)
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,143 @@
+"""The lean ASGI app: the serving routes with no web framework on the request path.
+
+``import fastapi`` alone costs ~270 ms of cold start, so the routes Lambda and containers serve
+are dispatched here directly; only the documentation paths (``/docs``, ``/redoc``,
+``/openapi.json``) are handed to a FastAPI app built on first use, which declares the same routes
+over the same core functions. Lifespan is supported but does nothing: the model is loaded before
+the app exists (Mangum runs lifespan per invocation, so it must stay ``"off"`` there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+from modelfn.errors import ModelfnError, PayloadTooLarge
+from modelfn.serving.responses import Response, error_response, unexpected_error_response
+from modelfn.serving.routes import (
+    DEFAULT_DEADLINE_MARGIN_MS,
+    DOCS_PATHS,
+    POST_ROUTES,
+    check_deadline,
+    resolve,
+    run_route,
+)
+from modelfn.serving.state import ModelState
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ASGIApp(Protocol):
+    """An ASGI 3 application (what Mangum and uvicorn run)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+class LeanApp:
+    """Serves V2 + /predict; delegates docs to a lazily built FastAPI app."""
+
+    def __init__(self, state: ModelState, *, deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS) -> None:
+        self.state = state
+        self.max_body_bytes = state.settings.max_body_bytes
+        self.deadline_margin_ms = deadline_margin_ms
+        self._docs_app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":  # not served: reject the handshake
+            await send({"type": "websocket.close", "code": 1003})
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"unsupported ASGI scope type {scope['type']!r}")
+        if scope["path"] in DOCS_PATHS:
+            await self.docs_app()(scope, receive, send)
+            return
+        try:
+            response = await self._handle(scope, receive)
+        except ModelfnError as exc:
+            response = error_response(exc)
+        except Exception as exc:  # never leak internals; the log has the traceback
+            response = unexpected_error_response(exc)
+        await _send(send, response, head=scope["method"] == "HEAD")
+
+    async def _handle(self, scope: Scope, receive: Receive) -> Response:
+        route = resolve(scope["method"], scope["path"])
+        headers = request_headers(scope)
+        if route[0] not in POST_ROUTES:
+            return run_route(self.state, route, headers, b"")
+        context = scope.get("aws.context")
+        check_deadline(context, self.deadline_margin_ms)
+        body = await read_body(receive, headers, self.max_body_bytes)
+        if context is not None:  # one invocation per Lambda sandbox: no thread hop
+            return run_route(self.state, route, headers, body)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, run_route, self.state, route, headers, body)
+
+    def docs_app(self) -> ASGIApp:
+        """The FastAPI app behind ``/docs``; imported and built on first use only."""
+        if self._docs_app is None:
+            from modelfn.serving.fastapi_app import build_fastapi_app
+
+            self._docs_app = build_fastapi_app(self.state)
+        return self._docs_app
+
+
+def create_app(state: ModelState, *, deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS) -> ASGIApp:
+    """The ASGI app for ``state``: give it to Mangum (``lifespan="off"``) or uvicorn."""
+    return LeanApp(state, deadline_margin_ms=deadline_margin_ms)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """Lower-case header names; repeated headers joined with ``", "``."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers") or ():
+        name, value = bytes(raw_name).decode("latin-1").lower(), bytes(raw_value).decode("latin-1")
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole request body, refusing (413) as soon as it is known to exceed ``limit``."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    """The 413 error naming the limit."""
+    return PayloadTooLarge(f"request body is over the {limit}-byte limit (max_body_bytes)", field="body")
+
+
+async def _send(send: Send, response: Response, *, head: bool = False) -> None:
+    await send({"type": "http.response.start", "status": response.status, "headers": response.header_list()})
+    await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

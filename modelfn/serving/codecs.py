@@ -1,0 +1,221 @@
+"""Tensor codecs: JSON and V2 binary bytes in, numpy arrays out, and back.
+
+Every decode error is a 4xx naming the tensor (``field``): malformed structure is 400, data that
+does not fit the declared datatype or shape is 422. Sizes are checked with Python integers
+before any allocation, so a hostile ``shape`` cannot make the process allocate gigabytes.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import TYPE_CHECKING, Any
+
+from modelfn.errors import InvalidRequest, UnprocessableInput
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]
+
+MAX_RANK = 32
+
+# Open Inference Protocol V2 datatypes -> numpy dtype names ("object" holds BYTES as str)
+V2_TO_NUMPY: dict[str, str] = {
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BYTES": "object",
+}
+# manifest / numpy dtype names -> V2 datatypes
+NUMPY_TO_V2: dict[str, str] = {v: k for k, v in V2_TO_NUMPY.items()} | {"string": "BYTES", "bfloat16": "BF16"}
+
+# which JSON-decoded numpy kinds may become which target kinds without losing meaning
+_ACCEPTED_KINDS = {"b": "b", "u": "iu", "i": "iu", "f": "iuf", "O": "U"}
+
+
+def loads(data: bytes | memoryview, *, field: str = "body") -> Any:
+    """Parse JSON; malformed → 400 naming ``field``."""
+    import orjson
+
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"{field} is not valid JSON: {exc.msg} at position {exc.pos}", field=field) from exc
+
+
+def v2_datatype(dtype: Any) -> str:
+    """The V2 datatype for a numpy dtype or manifest dtype name."""
+    name = dtype if isinstance(dtype, str) else ("object" if dtype.kind in "OUS" else dtype.name)
+    return NUMPY_TO_V2.get(name, name.upper())
+
+
+def numpy_dtype(datatype: Any, *, field: str) -> np.dtype[Any]:
+    """The numpy dtype for a V2 datatype; unknown → 400 listing the valid ones."""
+    import numpy as np
+
+    if not isinstance(datatype, str) or datatype not in V2_TO_NUMPY:
+        raise InvalidRequest(
+            f"tensor {field!r} has datatype {datatype!r}; supported: {', '.join(V2_TO_NUMPY)}", field=field
+        )
+    return np.dtype(V2_TO_NUMPY[datatype])
+
+
+def check_shape(shape: Any, *, field: str) -> tuple[int, ...]:
+    """A V2 shape: a list of non-negative integers of bounded rank."""
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_RANK
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise InvalidRequest(f"tensor {field!r} shape must be a list of non-negative integers", field=field)
+    return tuple(shape)
+
+
+def decode_json_data(data: Any, datatype: str, shape: tuple[int, ...], *, field: str) -> Array:
+    """Flat or nested JSON ``data`` → array of ``shape``; the element count must match exactly."""
+    import numpy as np
+
+    target = numpy_dtype(datatype, field=field)
+    expected = math.prod(shape)
+    try:
+        array = np.asarray(data if isinstance(data, list) else [data])
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise UnprocessableInput(f"tensor {field!r} data is ragged or not {datatype}", field=field) from exc
+    if expected == 0 or array.size == 0:
+        if array.size != expected:
+            raise UnprocessableInput(
+                f"tensor {field!r} has {array.size} elements but shape {list(shape)} needs {expected}", field=field
+            )
+        return np.empty(shape, dtype=target)
+    array = _checked_cast(array, target, datatype, field=field)
+    if array.size != expected:
+        raise UnprocessableInput(
+            f"tensor {field!r} has {array.size} elements but shape {list(shape)} needs {expected}", field=field
+        )
+    return array.reshape(shape)
+
+
+def decode_binary_data(raw: memoryview, datatype: str, shape: tuple[int, ...], *, field: str) -> Array:
+    """Little-endian raw bytes (BYTES: 4-byte length-prefixed items) → array of ``shape``."""
+    import numpy as np
+
+    target = numpy_dtype(datatype, field=field)
+    expected = math.prod(shape)
+    if datatype == "BYTES":
+        return np.array(deserialize_bytes(raw, expected, field=field), dtype=object).reshape(shape)
+    if len(raw) != expected * target.itemsize:
+        raise UnprocessableInput(
+            f"tensor {field!r} has {len(raw)} bytes but {datatype} shape {list(shape)} needs "
+            f"{expected * target.itemsize}",
+            field=field,
+        )
+    array = np.frombuffer(raw, dtype=target.newbyteorder("<")).reshape(shape)
+    if not array.flags.aligned or array.dtype.byteorder == ">":
+        array = array.astype(target)
+    return array
+
+
+def deserialize_bytes(raw: memoryview, count: int, *, field: str) -> list[str]:
+    """Triton's BYTES wire format: per element a little-endian uint32 length then the bytes (UTF-8 here)."""
+    items: list[str] = []
+    offset = 0
+    try:
+        while offset < len(raw):
+            (length,) = struct.unpack_from("<I", raw, offset)
+            offset += 4
+            if offset + length > len(raw):
+                raise UnprocessableInput(f"tensor {field!r} BYTES element overruns the data", field=field)
+            items.append(bytes(raw[offset : offset + length]).decode())
+            offset += length
+    except struct.error as exc:
+        raise UnprocessableInput(f"tensor {field!r} BYTES data is truncated", field=field) from exc
+    except UnicodeDecodeError as exc:
+        raise UnprocessableInput(f"tensor {field!r} BYTES element is not UTF-8 text", field=field) from exc
+    if len(items) != count:
+        raise UnprocessableInput(f"tensor {field!r} has {len(items)} BYTES elements, shape needs {count}", field=field)
+    return items
+
+
+def serialize_bytes(array: Array) -> bytes:
+    """The inverse of ``deserialize_bytes``."""
+    parts: list[bytes] = []
+    for item in array.reshape(-1).tolist():
+        data = item if isinstance(item, bytes) else str(item).encode()
+        parts.append(struct.pack("<I", len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def encode_binary(array: Array) -> bytes:
+    """Raw little-endian bytes of an output tensor (BYTES length-prefixed)."""
+    import numpy as np
+
+    if array.dtype.kind in "OUS":
+        return serialize_bytes(array)
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def json_data(array: Array, *, flat: bool = True) -> Any:
+    """Output tensor data in a form orjson serializes: a (flattened) array, or a list for text."""
+    import numpy as np
+
+    if array.dtype.kind in "OUS":
+        items = array.reshape(-1).tolist() if flat else array.tolist()
+        return _text_items(items) if isinstance(items, list) else items
+    if array.ndim == 0 and not flat:
+        return array.item()
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return np.ascontiguousarray(array.reshape(-1) if flat else array)
+
+
+def as_input(value: Any, dtype: str, *, field: str) -> Array:
+    """A JSON value for a /predict input, as an array of the manifest ``dtype`` family (string → object)."""
+    import numpy as np
+
+    try:
+        if dtype == "string":
+            array = np.asarray(value, dtype=object)
+            if array.size and not all(isinstance(v, str) for v in array.reshape(-1).tolist()):
+                raise UnprocessableInput(f"input {field!r} must hold strings", field=field)
+            return array
+        return np.asarray(value)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise UnprocessableInput(f"input {field!r} is ragged or not {dtype}", field=field) from exc
+
+
+def _checked_cast(array: Array, target: np.dtype[Any], datatype: str, *, field: str) -> Array:
+    """Cast JSON-decoded data to ``target`` only when no value changes meaning (no 1.5 → 1, no 300 → uint8 44)."""
+    import numpy as np
+
+    accepted = _ACCEPTED_KINDS.get(target.kind, target.kind)
+    if array.dtype.kind not in accepted:
+        raise UnprocessableInput(f"tensor {field!r} data is not {datatype}", field=field)
+    if target.kind == "O":
+        return array.astype(object)
+    if target.kind in "iu" and array.size and array.dtype != target:
+        info = np.iinfo(target)
+        if int(array.min()) < info.min or int(array.max()) > info.max:
+            raise UnprocessableInput(f"tensor {field!r} has values outside the {datatype} range", field=field)
+    if target.kind == "f" and array.dtype.kind == "f" and array.size and target.itemsize < array.dtype.itemsize:
+        with np.errstate(over="ignore"):
+            cast = array.astype(target)
+        if not np.array_equal(np.isinf(cast), np.isinf(array)):
+            raise UnprocessableInput(f"tensor {field!r} has values outside the {datatype} range", field=field)
+        return cast
+    return array.astype(target, copy=False)
+
+
+def _text_items(items: list[Any]) -> list[Any]:
+    return [i.decode(errors="replace") if isinstance(i, bytes) else i for i in items]

@@ -1,0 +1,45 @@
+"""What the V2 and /predict protocols share: the content-type policy and one guarded model run.
+
+Kept apart from both protocol modules so each stays a pure translation between its wire format
+and ``OnnxModel.predict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from modelfn.errors import UnprocessableInput, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from modelfn.runtime.onnx_session import OnnxModel
+
+JSON_TYPES = ("application/json",)
+BINARY_TYPES = ("application/octet-stream",)
+
+
+def require_content_type(headers: Mapping[str, str], accepted: Sequence[str]) -> None:
+    """415 unless the request's media type is one of ``accepted`` (or ``*+json`` when JSON is); absent is fine."""
+    raw = headers.get("content-type")
+    if not raw:
+        return
+    media = raw.split(";", 1)[0].strip().lower()
+    if media in accepted or ("application/json" in accepted and media.endswith("+json")):
+        return
+    raise UnsupportedMediaType(
+        f"content-type {media!r} is not accepted here; send {' or '.join(accepted)}", field="content-type"
+    )
+
+
+def run_model(
+    model: OnnxModel, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None
+) -> dict[str, npt.NDArray[Any]]:
+    """Validate and run; an input the graph itself rejects (after schema checks) is a 422, not a 500."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+    try:
+        return model.predict(feeds, outputs)
+    except InvalidArgument as exc:
+        raise UnprocessableInput("the model rejected this input (values outside what the graph accepts)") from exc

@@ -1,0 +1,101 @@
+"""The route table: a path and method to one core function, with no web framework involved.
+
+Matching is a split on ``/`` (no regex, no framework import), so routing costs microseconds and
+the lean ASGI app starts in milliseconds. ``DOCS_PATHS`` are the only paths handed to the
+lazily built FastAPI app; anything else unknown is a JSON 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from modelfn.errors import DeadlineExceeded, MethodNotAllowed, RouteNotFound
+from modelfn.serving import predict, v2
+from modelfn.serving.responses import Response
+from modelfn.serving.state import ModelState
+
+RouteName = Literal[
+    "predict", "server_metadata", "server_live", "server_ready", "model_metadata", "model_ready", "infer"
+]
+Route = tuple[RouteName, str | None, str | None]
+"""(route, model name, version)"""
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+POST_ROUTES: frozenset[RouteName] = frozenset({"predict", "infer"})
+DEFAULT_DEADLINE_MARGIN_MS = 200
+"""Below this much remaining Lambda time a request is answered 503 instead of run (never a gateway 504)."""
+
+
+def match(path: str) -> Route | None:
+    """``(route, model name, version)`` for a served path, or None."""
+    parts = path.strip("/").split("/")
+    if parts == ["predict"]:
+        return "predict", None, None
+    if parts[0] != "v2":
+        return None
+    if len(parts) == 1:
+        return "server_metadata", None, None
+    if len(parts) == 3 and parts[1] == "health" and parts[2] in ("live", "ready"):
+        return ("server_live" if parts[2] == "live" else "server_ready"), None, None
+    if len(parts) < 3 or parts[1] != "models" or not parts[2]:
+        return None
+    name, rest, version = parts[2], parts[3:], None
+    if len(rest) >= 2 and rest[0] == "versions" and rest[1]:
+        version, rest = rest[1], rest[2:]
+    if not rest:
+        return "model_metadata", name, version
+    if rest == ["ready"]:
+        return "model_ready", name, version
+    if rest == ["infer"]:
+        return "infer", name, version
+    return None
+
+
+def check_method(route: RouteName, method: str) -> None:
+    """405 naming the method the route takes."""
+    wanted = "POST" if route in POST_ROUTES else "GET"
+    if method != wanted and not (wanted == "GET" and method == "HEAD"):
+        raise MethodNotAllowed(f"{method} is not allowed here; use {wanted}", field="method")
+
+
+def check_deadline(context: Any, margin_ms: int) -> None:
+    """503 (DeadlineExceeded) when the Lambda context says less than ``margin_ms`` is left."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return
+    left = remaining()
+    if isinstance(left, int | float) and left < margin_ms:
+        raise DeadlineExceeded(f"only {int(left)} ms of the invocation deadline left; retry", field="deadline")
+
+
+def resolve(method: str, path: str) -> Route:
+    """The route for a request, or 404/405."""
+    found = match(path)
+    if found is None:
+        raise RouteNotFound(f"no route {path!r}; see /docs", field="path")
+    check_method(found[0], method)
+    return found
+
+
+def run_route(state: ModelState, route: Route, headers: Mapping[str, str], body: bytes) -> Response:
+    """Run one resolved route; errors propagate as ModelfnError for the caller to render."""
+    kind, name, version = route
+    if kind == "predict":
+        return predict.predict(state, body, headers)
+    if kind == "server_metadata":
+        return v2.server_metadata(state)
+    if kind == "server_live":
+        return v2.server_live(state)
+    if kind == "server_ready":
+        return v2.server_ready(state)
+    assert name is not None
+    if kind == "infer":
+        return v2.infer(state, name, version, body, headers)
+    if kind == "model_metadata":
+        return v2.model_metadata(state, name, version)
+    return v2.model_ready(state, name, version)
+
+
+def dispatch(state: ModelState, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+    """Resolve and run in one step (for callers that already hold the whole body)."""
+    return run_route(state, resolve(method, path), headers, body)

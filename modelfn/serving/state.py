@@ -1,0 +1,91 @@
+"""What this process serves: one verified model, or the reason there is none.
+
+Loaded once per process (Lambda INIT, container start). A failed load leaves the state not
+ready for good: requests get 503 + Retry-After and the platform replaces the node; an older or
+unverified model is never served in its place (SECURITY.md rule 20).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from modelfn.errors import ModelfnError, ModelNotFound, ModelNotReady
+from modelfn.serving.metrics import METRICS, MODEL_LOAD_FAILED, Metrics
+
+if TYPE_CHECKING:
+    from modelfn.config import Settings
+    from modelfn.loader import LoadedBundle
+
+logger = logging.getLogger("modelfn.serving")
+
+
+class ModelState:
+    """Holds the loaded bundle or the load failure; every route asks it first."""
+
+    def __init__(
+        self, settings: Settings, bundle: LoadedBundle | None = None, failure: ModelfnError | None = None
+    ) -> None:
+        self.settings = settings
+        self.bundle = bundle
+        self.failure = failure
+
+    @classmethod
+    def load(cls, settings: Settings, *, metrics: Metrics = METRICS) -> ModelState:
+        """Fetch, verify and load the configured model; on failure record not-ready instead of raising."""
+        from modelfn.loader import load_bundle
+
+        try:
+            bundle = load_bundle(settings)
+        except ModelfnError as exc:
+            logger.error("model %s not loaded (%s): %s", settings.model_name, exc.code, exc.message)
+            metrics.add(MODEL_LOAD_FAILED)
+            return cls(settings, failure=exc)
+        except Exception as exc:  # a bug in loading must still leave an honest, not-ready server
+            logger.exception("model %s not loaded: unexpected error", settings.model_name)
+            metrics.add(MODEL_LOAD_FAILED)
+            failure = ModelfnError(f"unexpected {type(exc).__name__} while loading")
+            failure.__cause__ = exc
+            return cls(settings, failure=failure)
+        logger.info("serving %s v%s (%s)", bundle.manifest.name, bundle.manifest.version, bundle.root_digest)
+        return cls(settings, bundle=bundle)
+
+    @property
+    def ready(self) -> bool:
+        """True once a verified model is loaded."""
+        return self.bundle is not None
+
+    @property
+    def model_name(self) -> str | None:
+        """The served (or configured, while not ready) model name."""
+        return self.bundle.manifest.name if self.bundle is not None else self.settings.model_name
+
+    def require(self) -> LoadedBundle:
+        """The loaded bundle, or ``ModelNotReady`` naming why (by error code, no internals)."""
+        if self.bundle is None:
+            reason = self.failure.code if self.failure is not None else "loading"
+            raise ModelNotReady(f"model {self.model_name or '(unset)'} is not ready ({reason})", field="model")
+        return self.bundle
+
+    def require_model(self, name: str, version: str | None = None) -> LoadedBundle:
+        """The bundle if it is the one named (404 otherwise), or ``ModelNotReady`` while none is loaded."""
+        if self.bundle is None and self.settings.model_name is not None and name != self.settings.model_name:
+            raise ModelNotFound(f"model {name!r} is not served here", field="model_name")
+        bundle = self.require()
+        if name != bundle.manifest.name:
+            raise ModelNotFound(
+                f"model {name!r} is not served here; this server serves {bundle.manifest.name!r}", field="model_name"
+            )
+        if version is not None and version != str(bundle.manifest.version):
+            raise ModelNotFound(
+                f"version {version!r} of {name!r} is not served; the served version is {bundle.manifest.version}",
+                field="model_version",
+            )
+        return bundle
+
+    def health(self) -> dict[str, Any]:
+        """``{name, version, root_digest, verified_at}`` when ready; the not-ready reason otherwise."""
+        if self.bundle is not None:
+            return {"ready": True, **self.bundle.health()}
+        reason = self.failure.code if self.failure is not None else "loading"
+        return {"ready": False, "name": self.settings.model_name, "reason": reason}

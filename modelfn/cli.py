@@ -1,0 +1,283 @@
+"""`modelfn …`: package, sign, verify, push and serve models.
+
+Each command is a thin shell over a library function; heavy modules (onnxruntime, sklearn,
+boto3, fastapi) are imported inside the command that needs them so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from modelfn.errors import ModelfnError
+
+if TYPE_CHECKING:
+    from modelfn.config import Settings
+
+app = typer.Typer(
+    name="modelfn",
+    help="Turn a trained model into a small, signed, serverless inference function.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Store: a path, file://… or s3://bucket/prefix [env MODELFN_STORE_URL]"),
+]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name in the store [env MODELFN_MODEL_NAME]")]
+VersionOpt = Annotated[
+    str | None, typer.Option("--version", "-v", help="Integer version or 'latest' [env MODELFN_MODEL_VERSION]")
+]
+TrustOpt = Annotated[
+    list[str] | None,
+    typer.Option("--trust", help="Trusted public key (PEM path); repeat for several [env MODELFN_TRUSTED_KEYS]"),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML or JSON) [env MODELFN_CONFIG]")]
+
+
+def _settings(config: Path | None = None, trust: list[str] | None = None, **explicit: Any) -> Settings:
+    from modelfn.config import Settings
+
+    if trust:
+        explicit["trusted_keys"] = tuple(trust)
+    return Settings.load(config_file=str(config) if config else None, **explicit)
+
+
+def _fail(exc: ModelfnError) -> typer.Exit:
+    typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Directory for signing.key (private) and signing.pub")] = Path(
+        ".modelfn/keys"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing key pair")] = False,
+) -> None:
+    """Create an ECDSA P-256 key pair for signing bundles (private key written with mode 0600)."""
+    from modelfn.signing.keys import write_keypair
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        hint = write_keypair(out / "signing.key", out / "signing.pub", overwrite=force)
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"private key: {out / 'signing.key'}\npublic key:  {out / 'signing.pub'}\nkey hint:    {hint}")
+
+
+@app.command()
+def package(
+    model: Annotated[str, typer.Argument(help="Model file (.onnx, .skops; .joblib/.pkl with --allow-pickle)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Model name (lowercase, digits, . _ -)")],
+    version: Annotated[int, typer.Option("--version", "-v", min=1, help="Bundle version (monotonic integer)")] = 1,
+    sample: Annotated[
+        Path | None,
+        typer.Option("--sample", help="Parity-check sample input (.npy; .npz for several inputs)"),
+    ] = None,
+    framework: Annotated[str | None, typer.Option("--framework", "-f", help="Adapter name or pkg.mod:Class")] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Allow loading .joblib/.pkl (runs arbitrary code; build time only)")
+    ] = False,
+    atol: Annotated[float, typer.Option(help="Parity: absolute tolerance")] = 1e-4,
+    rtol: Annotated[float, typer.Option(help="Parity: relative tolerance")] = 1e-3,
+) -> None:
+    """Convert a model into an unsigned bundle (model.onnx + manifest.json) with a parity report."""
+    import warnings
+
+    from modelfn.packaging import package as do_package
+
+    sample_value = _read_sample(sample) if sample else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            manifest = do_package(
+                model, sample_value, out, name=name, version=version, framework=framework,
+                allow_pickle=allow_pickle, atol=atol, rtol=rtol,
+            )  # fmt: skip
+        for warning in caught:
+            typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    parity = manifest.parity
+    typer.echo(f"packaged {manifest.name} v{manifest.version} ({manifest.framework.name}) -> {out}")
+    if parity:
+        agreement = "" if parity.label_agreement is None else f", label agreement {parity.label_agreement:.3f}"
+        typer.echo(f"parity on {parity.samples} samples: max abs diff {parity.max_abs_diff:.3g}{agreement}")
+
+
+def _read_sample(path: Path) -> object:
+    import numpy as np
+
+    loaded = np.load(path, allow_pickle=False)
+    return dict(loaded) if path.suffix == ".npz" else loaded
+
+
+@app.command()
+def sign(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory (from `modelfn package`)")],
+    key: Annotated[Path, typer.Option("--key", help="Private key PEM")] = Path(".modelfn/keys/signing.key"),
+    not_after: Annotated[
+        str | None, typer.Option("--not-after", help="Signed expiry, ISO 8601 (e.g. 2027-01-01T00:00:00Z)")
+    ] = None,
+) -> None:
+    """Sign every file of a bundle into model.sig (OpenSSF model-signing format, key method)."""
+    import datetime as dt
+
+    from modelfn.bundle.manifest import Manifest
+    from modelfn.signing.sign import KeyFileSigner, sign_bundle
+
+    try:
+        manifest = Manifest.from_json((bundle / "manifest.json").read_bytes())
+        expiry = dt.datetime.fromisoformat(not_after) if not_after else None
+        path = sign_bundle(bundle, KeyFileSigner(key), name=manifest.name, version=manifest.version, not_after=expiry)
+    except (OSError, ValueError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"signed {manifest.name} v{manifest.version} -> {path}")
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory")],
+    trust: TrustOpt = None,
+    min_version: Annotated[int, typer.Option("--min-version", help="Refuse signed versions below this")] = 0,
+) -> None:
+    """Verify a bundle directory against trusted keys exactly as the function does before loading."""
+    from modelfn.signing.keys import TrustSet
+    from modelfn.signing.verify import VerifyPolicy, verify_directory
+
+    try:
+        settings = _settings(trust=trust)
+        result = verify_directory(bundle, TrustSet.from_entries(settings.trusted_keys), VerifyPolicy(min_version))
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    st = result.statement
+    typer.echo(f"OK {st.name} v{st.version} root sha256:{st.root_digest} signed by key {st.key_hint[:16]}…")
+    for name in sorted(st.resources):
+        typer.echo(f"  {st.resources[name]}  {name}")
+
+
+@app.command()
+def push(
+    bundle: Annotated[Path, typer.Argument(help="Signed bundle directory")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Upload a signed bundle to the store as <name>/<version>/ (signature last; versions are immutable)."""
+    from modelfn.bundle.manifest import Manifest
+    from modelfn.bundle.transfer import push_bundle
+    from modelfn.store.registry import store_for
+
+    try:
+        settings = _settings(config, store_url=store)
+        manifest = Manifest.from_json((bundle / "manifest.json").read_bytes())
+        target = store_for(settings.store_url)
+        prefix = push_bundle(bundle, target, name=manifest.name, version=manifest.version, progress=sys.stderr.isatty())
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"pushed {manifest.name} v{manifest.version} -> {target.url.rstrip('/')}/{prefix}")
+
+
+@app.command()
+def pull(
+    model: Annotated[str, typer.Argument(help="Model name")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the bundle into")],
+    version: VersionOpt = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Download a bundle from the store (verify it afterwards with `modelfn verify`)."""
+    from modelfn.bundle.transfer import pull_bundle
+    from modelfn.bundle.versions import resolve_version
+    from modelfn.store.registry import store_for
+
+    try:
+        settings = _settings(config, store_url=store)
+        source = store_for(settings.store_url)
+        resolved = resolve_version(source, model, version or "latest")
+        pull_bundle(source, name=model, version=resolved, dest=out, progress=sys.stderr.isatty())
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"pulled {model} v{resolved} -> {out}")
+
+
+@app.command()
+def serve(
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    version: VersionOpt = None,
+    trust: TrustOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [env MODELFN_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env MODELFN_PORT]")] = None,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads [env MODELFN_THREADS]")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the model over HTTP with uvicorn (the container / GPU entry point; same app as Lambda)."""
+    from modelfn.container import run_server
+
+    try:
+        settings = _settings(
+            config, trust, model_name=model, store_url=store, model_version=version, host=host, port=port,
+            threads=threads,
+        )  # fmt: skip
+        run_server(settings)
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def invoke(
+    data: Annotated[str | None, typer.Option("--data", "-d", help="JSON body to POST (or @file.json)")] = None,
+    event: Annotated[Path | None, typer.Option("--event", "-e", help="A stored Lambda event JSON to replay")] = None,
+    path: Annotated[str, typer.Option("--path", help="Request path for --data")] = "/predict",
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    version: VersionOpt = None,
+    trust: TrustOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Send one request (as an HTTP API v2 event) or one stored event to the Lambda handler in-process."""
+    from modelfn.invoke import invoke_handler
+
+    if (data is None) == (event is None):
+        typer.secho("error: give exactly one of --data or --event", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    try:
+        settings = _settings(config, trust, model_name=model, store_url=store, model_version=version)
+        response = invoke_handler(settings, data=data, event_path=event, path=path)
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    typer.echo(response)
+
+
+@app.command()
+def quickstart(
+    port: Annotated[int, typer.Option(help="Port to serve on (0 picks a free one)")] = 8080,
+    once: Annotated[bool, typer.Option("--once", help="Exit after the first prediction instead of serving")] = False,
+    home: Annotated[Path, typer.Option(help="Where keys and the embedded store live")] = Path(".modelfn"),
+) -> None:
+    """Train a small scikit-learn model, package, sign, push to the local store, serve and predict once."""
+    from modelfn.quickstart import run_quickstart
+
+    try:
+        run_quickstart(home=home, port=port, once=once)
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Fetch → verify → hash while reading → hand the same bytes to the runtime.
+
+The order is the security argument: the signature is read and checked (against the configured
+trust set only) before any other file is fetched; each file is hashed as it streams in and
+compared with its signed digest; the manifest is parsed and the ONNX session built only from
+bytes that passed. Nothing is re-opened by path after hashing (SECURITY.md rules 1-11, 15).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from modelfn.bundle.layout import MANIFEST_FILE, PICKLE_EXTENSIONS, SIGNATURE_FILE, version_prefix
+from modelfn.errors import IntegrityError, PolicyError, SignatureError, UnsafeBundleError
+
+if TYPE_CHECKING:
+    from modelfn.bundle.manifest import Manifest
+    from modelfn.config import Settings
+    from modelfn.runtime.onnx_session import OnnxModel
+    from modelfn.signing.verify import SignedStatement
+    from modelfn.store.base import ObjectInfo, Store
+
+logger = logging.getLogger("modelfn.loader")
+
+MAX_SIGNATURE_BYTES = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose every file matched its signed digest; bytes held in memory only."""
+
+    statement: SignedStatement
+    files: dict[str, bytes]
+    manifest: Manifest
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedBundle:
+    """A verified bundle with its runtime session built and warmed up: what serving uses."""
+
+    manifest: Manifest
+    model: OnnxModel
+    root_digest: str
+    key_hint: str
+    verified_at: dt.datetime
+    source: str = ""
+
+    def health(self) -> dict[str, Any]:
+        """Identity of the served model, as health endpoints report it (SECURITY.md rule 20)."""
+        return {
+            "name": self.manifest.name,
+            "version": self.manifest.version,
+            "root_digest": self.root_digest,
+            "verified_at": self.verified_at.isoformat(),
+        }
+
+
+def load_bundle(settings: Settings) -> LoadedBundle:
+    """Resolve, verify and load the configured model; raise a ModelfnError subclass on any refusal."""
+    from modelfn.errors import ConfigError
+
+    if not settings.model_name:
+        raise ConfigError("no model configured: set MODELFN_MODEL_NAME (or --model)", field="model_name")
+    verified = fetch_verified(settings)
+    return build_runtime(verified, settings)
+
+
+def fetch_verified(settings: Settings) -> VerifiedBundle:
+    """Everything up to (not including) the runtime: resolve the version, verify, fetch and hash."""
+    from modelfn.bundle.manifest import Manifest
+    from modelfn.bundle.versions import resolve_version
+    from modelfn.signing.keys import TrustSet
+    from modelfn.signing.verify import VerifyPolicy, check_file_set, verify_signature
+    from modelfn.store.registry import store_for
+
+    assert settings.model_name is not None
+    trust = TrustSet.from_entries(settings.trusted_keys)
+    store = store_for(settings.store_url)
+    version = resolve_version(store, settings.model_name, settings.model_version)
+    prefix = version_prefix(settings.model_name, version)
+    listing = {info.key[len(prefix) :]: info for info in store.list(prefix)}
+    _refuse_unsafe_listing(listing)
+
+    sig_info = listing.get(SIGNATURE_FILE)
+    if sig_info is None:
+        raise SignatureError(f"{store.url}/{prefix}{SIGNATURE_FILE} is missing: unsigned bundles are never loaded")
+    if sig_info.size > MAX_SIGNATURE_BYTES:
+        raise SignatureError(f"{SIGNATURE_FILE} is {sig_info.size} bytes, over the {MAX_SIGNATURE_BYTES} byte limit")
+    sig_bytes = b"".join(store.read(sig_info.key, pin=sig_info))
+    policy = VerifyPolicy(min_version=settings.min_version, pinned_digest=settings.pinned_digest)
+    statement = verify_signature(sig_bytes, trust, policy)
+    _check_identity(statement, settings.model_name, version)
+
+    present = [name for name in listing if name != SIGNATURE_FILE]
+    check_file_set(statement, present)
+    files = {name: _read_hashed(store, listing[name], name, statement) for name in sorted(statement.resources)}
+    manifest = Manifest.from_json(files[MANIFEST_FILE]) if MANIFEST_FILE in files else None
+    if manifest is None:
+        raise UnsafeBundleError(f"the signed file list has no {MANIFEST_FILE}")
+    if manifest.name != statement.name or manifest.version != statement.version:
+        raise UnsafeBundleError(
+            f"manifest says {manifest.name} v{manifest.version} but the signature covers "
+            f"{statement.name} v{statement.version}"
+        )
+    if manifest.artifact not in files:
+        raise UnsafeBundleError(f"manifest artifact {manifest.artifact!r} is not a signed file of the bundle")
+    return VerifiedBundle(statement=statement, files=files, manifest=manifest, source=f"{store.url}/{prefix}")
+
+
+def build_runtime(verified: VerifiedBundle, settings: Settings) -> LoadedBundle:
+    """Build and warm the onnxruntime session from the verified bytes (never from a path)."""
+    from modelfn.runtime.onnx_session import OnnxModel
+
+    model = OnnxModel(
+        verified.files[verified.manifest.artifact],
+        verified.manifest,
+        threads=settings.threads,
+        providers=settings.providers,
+    )
+    model.warm_up()
+    return LoadedBundle(
+        manifest=verified.manifest,
+        model=model,
+        root_digest=verified.statement.root_digest,
+        key_hint=verified.statement.key_hint,
+        verified_at=dt.datetime.now(dt.UTC),
+        source=verified.source,
+    )
+
+
+def _refuse_unsafe_listing(listing: dict[str, ObjectInfo]) -> None:
+    """Shape checks that hold whatever the signature says: no links, no pickle-family files."""
+    for name, info in listing.items():
+        if info.is_link:
+            raise UnsafeBundleError(f"{name} is a symbolic link: bundles with links are refused")
+        if name.lower().endswith(PICKLE_EXTENSIONS):
+            raise UnsafeBundleError(f"{name} is a pickle-family file: refused, the serving path never unpickles")
+
+
+def _check_identity(statement: SignedStatement, name: str, version: int) -> None:
+    """The signed name/version must be the ones the store path claims (no bundle swapping)."""
+    if statement.name != name:
+        raise PolicyError(f"signature is for model {statement.name!r}, but {name!r} was requested")
+    if statement.version is not None and statement.version != version:
+        raise PolicyError(f"signature is for version {statement.version}, but the store path says {version}")
+    if statement.version is None:
+        raise PolicyError("signature carries no modelfn version: re-sign with `modelfn sign` to serve it")
+
+
+def _read_hashed(store: Store, info: ObjectInfo, name: str, statement: SignedStatement) -> bytes:
+    """Stream one object, hashing as it arrives; return exactly the bytes that were hashed."""
+    from modelfn.signing.verify import check_digest
+
+    expected_size = info.size
+    digest = hashlib.sha256()
+    chunks: list[bytes] = []
+    received = 0
+    for chunk in store.read(info.key, pin=info):
+        received += len(chunk)
+        if received > expected_size:
+            raise IntegrityError(f"{name} is larger than listed ({expected_size} bytes): refused", field=name)
+        digest.update(chunk)
+        chunks.append(chunk)
+    check_digest(statement, name, digest.hexdigest())
+    return b"".join(chunks)

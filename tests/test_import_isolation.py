@@ -1,0 +1,57 @@
+"""Run-time entry points never import build-time code (ARCHITECTURE.md rules; STYLE.md habit 1).
+
+Each check runs in a fresh interpreter so nothing imported by the test session leaks in. No
+timings here: import cost is measured in bench/bench_imports.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+BUILD_TIME = ("torch", "sklearn", "tensorflow", "keras", "skl2onnx", "onnxmltools", "tf2onnx", "pyspark",
+              "xgboost", "lightgbm", "onnx", "pandas", "modelfn.adapters", "modelfn.packaging")  # fmt: skip
+SLOW_FRAMEWORK = ("fastapi", "starlette", "uvicorn", "typer")
+
+
+def _modules_after(code: str, env: dict[str, str] | None = None) -> set[str]:
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if n in modules or any(m.startswith(n + ".") for m in modules))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "import modelfn.handlers.http",
+        "import modelfn.serving.asgi, modelfn.serving.state",
+        "import modelfn.loader, modelfn.runtime.onnx_session",
+    ],
+)
+def test_run_time_entry_points_import_no_build_time_code(entry: str, tmp_path: object) -> None:
+    import os
+
+    # GIVEN an environment pointing at an empty store (the handler still imports and reports not-ready)
+    env = {**os.environ, "MODELFN_STORE_URL": str(tmp_path), "MODELFN_MODEL_NAME": "absent"}
+    modules = _modules_after(entry, env)
+    assert _loaded(modules, BUILD_TIME) == []
+
+
+def test_lambda_handler_keeps_fastapi_off_the_inference_path(tmp_path: object) -> None:
+    import os
+
+    env = {**os.environ, "MODELFN_STORE_URL": str(tmp_path), "MODELFN_MODEL_NAME": "absent"}
+    modules = _modules_after("import modelfn.handlers.http", env)
+    assert _loaded(modules, SLOW_FRAMEWORK) == []
+
+
+def test_cli_help_imports_no_runtime_or_framework() -> None:
+    modules = _modules_after("import modelfn.cli")
+    assert _loaded(modules, (*BUILD_TIME, "onnxruntime", "boto3", "fastapi")) == []

@@ -9,6 +9,7 @@ as are pickle payloads renamed to ``.onnx`` (rule 12). This walks the protobuf w
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from modelfn.errors import UnsafeBundleError
 
@@ -24,6 +25,7 @@ _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 _MAX_DEPTH = 64
 
+_LOCATION_KEY = b"location"
 PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save archives
 
@@ -38,32 +40,22 @@ class OnnxFacts:
     has_graph: bool = False
 
 
-def inspect_onnx(data: bytes | memoryview, *, artifact: str = "model.onnx") -> OnnxFacts:
+Span = tuple[int, int]
+"""A length-delimited field as (start, end) offsets into the model bytes."""
+
+
+def inspect_onnx(data: bytes, *, artifact: str = "model.onnx") -> OnnxFacts:
     """Parse just enough of ``data`` to vouch for it; raise ``UnsafeBundleError`` otherwise."""
-    head = bytes(data[:4])
+    data = bytes(data)
+    head = data[:4]
     if head[:2] in PICKLE_MAGIC or head[:1] == b"\x80":
         raise UnsafeBundleError(f"{artifact} is a pickle stream (magic {head[:2].hex()}), refused: pickle never loads")
     if head == ZIP_MAGIC:
         raise UnsafeBundleError(f"{artifact} is a zip archive (a torch.save checkpoint?), not an ONNX model")
     facts = OnnxFacts()
-    view = memoryview(data)
+    walker = _Walker(data, facts)
     try:
-        for field, value in _fields(view):
-            if field == _MODEL_OPSET and isinstance(value, memoryview):
-                domain, version = "", 0
-                for f, v in _fields(value):
-                    if f == _OPSET_DOMAIN and isinstance(v, memoryview):
-                        domain = bytes(v).decode()
-                    elif f == _OPSET_VERSION and isinstance(v, int):
-                        version = v
-                facts.opsets[domain or "ai.onnx"] = version
-            elif field == _MODEL_GRAPH and isinstance(value, memoryview):
-                facts.has_graph = True
-                _walk_graph(value, facts, 0)
-            elif field == _MODEL_FUNCTIONS and isinstance(value, memoryview):
-                for f, v in _fields(value):
-                    if f == _FUNCTION_NODE and isinstance(v, memoryview):
-                        _walk_node(v, facts, 0)
+        walker.model()
     except (ValueError, IndexError, UnicodeDecodeError) as exc:
         raise UnsafeBundleError(f"{artifact} is not a valid ONNX model ({exc})") from exc
     if not facts.has_graph:
@@ -83,92 +75,146 @@ def refuse_external_data(facts: OnnxFacts, *, artifact: str = "model.onnx") -> N
         raise UnsafeBundleError(f"{artifact}: tensor {tensor!r} points to {location!r}, {why}; refused")
 
 
-def _walk_graph(graph: memoryview, facts: OnnxFacts, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        raise ValueError("graph nesting too deep")
-    for field, value in _fields(graph):
-        if not isinstance(value, memoryview):
-            continue
-        if field == _GRAPH_INITIALIZER:
-            _check_tensor(value, facts)
-        elif field == _GRAPH_SPARSE_INITIALIZER:
-            _check_sparse(value, facts)
-        elif field == _GRAPH_NODE:
-            _walk_node(value, facts, depth + 1)
+class _Walker:
+    """Walks ModelProto → graphs → nodes → attributes → tensors over one bytes object."""
 
+    def __init__(self, data: bytes, facts: OnnxFacts) -> None:
+        self.data = data
+        self.facts = facts
+        # External data can only be named through a StringStringEntryProto whose key is "location"
+        # (onnxruntime requires it). Without those bytes anywhere there is nothing to find below the
+        # top level, so large tree ensembles skip the walk; with them, every tensor is visited.
+        self.deep = _LOCATION_KEY in data
 
-def _walk_node(node: memoryview, facts: OnnxFacts, depth: int) -> None:
-    for field, value in _fields(node):
-        if field != _NODE_ATTRIBUTE or not isinstance(value, memoryview):
-            continue
-        for f, v in _fields(value):
-            if not isinstance(v, memoryview):
+    def text(self, span: Span) -> str:
+        return self.data[span[0] : span[1]].decode()
+
+    def model(self) -> None:
+        for field, value in _fields(self.data, 0, len(self.data)):
+            if not isinstance(value, tuple):
                 continue
-            if f in (_ATTR_T, _ATTR_TENSORS):
-                _check_tensor(v, facts)
-            elif f in (_ATTR_G, _ATTR_GRAPHS):
-                _walk_graph(v, facts, depth + 1)
-            elif f in (_ATTR_SPARSE, _ATTR_SPARSES):
-                _check_sparse(v, facts)
+            if field == _MODEL_OPSET:
+                domain, version = "", 0
+                for f, v in _fields(self.data, *value):
+                    if f == _OPSET_DOMAIN and isinstance(v, tuple):
+                        domain = self.text(v)
+                    elif f == _OPSET_VERSION and isinstance(v, int):
+                        version = v
+                self.facts.opsets[domain or "ai.onnx"] = version
+            elif field == _MODEL_GRAPH:
+                self.facts.has_graph = True
+                if self.deep:
+                    self.graph(value, 0)
+            elif field == _MODEL_FUNCTIONS and self.deep:
+                for f, v in _fields(self.data, *value):
+                    if f == _FUNCTION_NODE and isinstance(v, tuple):
+                        self.node(v, 0)
 
+    def graph(self, span: Span, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            raise ValueError("graph nesting too deep")
+        for field, value in _fields(self.data, *span):
+            if not isinstance(value, tuple):
+                continue
+            if field == _GRAPH_INITIALIZER:
+                self.tensor(value)
+            elif field == _GRAPH_SPARSE_INITIALIZER:
+                self.sparse(value)
+            elif field == _GRAPH_NODE:
+                self.node(value, depth + 1)
 
-def _check_sparse(sparse: memoryview, facts: OnnxFacts) -> None:
-    for field, value in _fields(sparse):
-        if field in (_SPARSE_VALUES, _SPARSE_INDICES) and isinstance(value, memoryview):
-            _check_tensor(value, facts)
+    def node(self, span: Span, depth: int) -> None:
+        for field, value in _fields(self.data, *span):
+            if field != _NODE_ATTRIBUTE or not isinstance(value, tuple):
+                continue
+            for f, v in _fields(self.data, *value):
+                if not isinstance(v, tuple):
+                    continue
+                if f in (_ATTR_T, _ATTR_TENSORS):
+                    self.tensor(v)
+                elif f in (_ATTR_G, _ATTR_GRAPHS):
+                    self.graph(v, depth + 1)
+                elif f in (_ATTR_SPARSE, _ATTR_SPARSES):
+                    self.sparse(v)
 
+    def sparse(self, span: Span) -> None:
+        for field, value in _fields(self.data, *span):
+            if field in (_SPARSE_VALUES, _SPARSE_INDICES) and isinstance(value, tuple):
+                self.tensor(value)
 
-def _check_tensor(tensor: memoryview, facts: OnnxFacts) -> None:
-    name, location, external = "", "", False
-    for field, value in _fields(tensor):
-        if field == _TENSOR_NAME and isinstance(value, memoryview):
-            name = bytes(value).decode(errors="replace")
-        elif field == _TENSOR_DATA_LOCATION and value == 1:
-            external = True
-        elif field == _TENSOR_EXTERNAL_DATA and isinstance(value, memoryview):
-            entry = {f: bytes(v) for f, v in _fields(value) if isinstance(v, memoryview)}
-            if entry.get(_ENTRY_KEY) == b"location":
-                location = entry.get(_ENTRY_VALUE, b"").decode(errors="replace")
+    def tensor(self, span: Span) -> None:
+        name, location, external = "", "", False
+        for field, value in _fields(self.data, *span):
+            if field == _TENSOR_NAME and isinstance(value, tuple):
+                name = self.data[value[0] : value[1]].decode(errors="replace")
+            elif field == _TENSOR_DATA_LOCATION and value == 1:
                 external = True
-    if external:
-        facts.external.append((name, location or "<unnamed>"))
+            elif field == _TENSOR_EXTERNAL_DATA and isinstance(value, tuple):
+                entry = {f: self.data[v[0] : v[1]] for f, v in _fields(self.data, *value) if isinstance(v, tuple)}
+                if entry.get(_ENTRY_KEY) == b"location":
+                    location = entry.get(_ENTRY_VALUE, b"").decode(errors="replace")
+                    external = True
+        if external:
+            self.facts.external.append((name, location or "<unnamed>"))
 
 
-def _fields(buf: memoryview) -> list[tuple[int, int | memoryview]]:
-    """Decode one protobuf message level: (field number, varint value or length-delimited bytes)."""
-    out: list[tuple[int, int | memoryview]] = []
-    pos, end = 0, len(buf)
+def _fields(data: bytes, start: int, end: int) -> list[tuple[int, int | Span]]:
+    """Decode one message level: (field number, varint value or span of length-delimited bytes).
+
+    ONNX is proto2, so repeated scalars (tree ensembles hold hundreds of thousands) arrive
+    unpacked, one key per value. The guard needs none of them: only the first value of a run is
+    kept and the rest of the run is skipped by a compiled regex, at C speed.
+    """
+    out: list[tuple[int, int | Span]] = []
+    pos = start
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key_start = pos
+        key, pos = _varint(data, pos, end)
         field, wire = key >> 3, key & 7
         if field == 0:
             raise ValueError("field number 0")
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-            out.append((field, value))
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
+        if wire == 2:
+            size, pos = _varint(data, pos, end)
             if pos + size > end:
                 raise ValueError("truncated length-delimited field")
-            out.append((field, buf[pos : pos + size]))
+            out.append((field, (pos, pos + size)))
             pos += size
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
+            continue
+        key_bytes = data[key_start:pos]
+        if wire == 0:
+            value, pos = _varint(data, pos, end)
+            out.append((field, value))
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
         else:
             raise ValueError(f"unsupported wire type {wire}")
         if pos > end:
             raise ValueError("truncated message")
+        run = _scalar_run(key_bytes, wire).match(data, pos, end)
+        if run:
+            pos = run.end()
     return out
 
 
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+_RUNS: dict[tuple[bytes, int], re.Pattern[bytes]] = {}
+_VALUE_PATTERNS = {0: rb"[\x80-\xff]{0,9}[\x00-\x7f]", 1: rb"[\s\S]{8}", 5: rb"[\s\S]{4}"}
+
+
+def _scalar_run(key: bytes, wire: int) -> re.Pattern[bytes]:
+    """A regex matching further entries with the same key: the rest of an unpacked repeated field."""
+    pattern = _RUNS.get((key, wire))
+    if pattern is None:
+        pattern = re.compile(b"(?:" + re.escape(key) + _VALUE_PATTERNS[wire] + b")*")
+        _RUNS[(key, wire)] = pattern
+    return pattern
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
     result, shift = 0, 0
     while True:
-        if pos >= len(buf):
+        if pos >= end:
             raise ValueError("truncated varint")
-        byte = buf[pos]
+        byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:

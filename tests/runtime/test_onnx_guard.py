@@ -85,3 +85,29 @@ def test_truncated_model_is_refused(tiny_onnx_path: Path) -> None:
     data = tiny_onnx_path.read_bytes()
     with pytest.raises(UnsafeBundleError, match="not a valid ONNX model"):
         inspect_onnx(data[: len(data) // 2])
+
+
+def test_external_data_after_long_unpacked_runs_is_still_found() -> None:
+    # GIVEN a node whose attributes are long unpacked repeated scalars (as tree ensembles have),
+    # followed by a Constant whose tensor points outside the bundle
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import set_external_data
+
+    bulky = helper.make_node(
+        "Identity", ["x"], ["x2"], floats_attr=[0.5] * 5000, ints_attr=list(range(0, 10**6, 97)), strs=["a"] * 300
+    )
+    const = numpy_helper.from_array(np.ones(3, dtype=np.float32), "c")
+    set_external_data(const, "../escape.bin")
+    const.data_location = TensorProto.EXTERNAL
+    const.ClearField("raw_data")
+    graph = helper.make_graph(
+        [bulky, helper.make_node("Constant", [], ["o"], value=const)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, [3])],
+    )  # fmt: skip
+    # WHEN the guard inspects it THEN the reference is found and refused
+    facts = inspect_onnx(helper.make_model(graph).SerializeToString())
+    assert facts.external == [("c", "../escape.bin")]
+    with pytest.raises(UnsafeBundleError, match="outside the bundle"):
+        refuse_external_data(facts)

@@ -8,9 +8,11 @@ never claim the same version.
 
 from __future__ import annotations
 
-from modelfn.bundle.layout import SIGNATURE_FILE, check_model_name
+from collections.abc import Iterable
+
+from modelfn.bundle.layout import SIGNATURE_FILE, check_model_name, version_prefix
 from modelfn.errors import ConfigError, ObjectNotFound
-from modelfn.store.base import Store
+from modelfn.store.base import ObjectInfo, Store
 
 LATEST = "latest"
 
@@ -24,9 +26,14 @@ def _parse_version(text: str) -> int | None:
 
 def list_versions(store: Store, name: str) -> list[int]:
     """Signed versions of ``name`` in ``store``, ascending (a symlinked signature does not count)."""
+    return signed_versions(store.list(f"{check_model_name(name)}/"), name)
+
+
+def signed_versions(listing: Iterable[ObjectInfo], name: str) -> list[int]:
+    """Signed versions of ``name`` found in a listing of the ``<name>/`` prefix, ascending."""
     prefix = f"{check_model_name(name)}/"
     signed: set[int] = set()
-    for info in store.list(prefix):
+    for info in listing:
         head, _, rest = info.key[len(prefix) :].partition("/")
         version = _parse_version(head)
         if version is not None and rest == SIGNATURE_FILE and not info.is_link:
@@ -34,9 +41,31 @@ def list_versions(store: Store, name: str) -> list[int]:
     return sorted(signed)
 
 
+def resolve_listing(store: Store, name: str, wanted: str) -> tuple[int, list[ObjectInfo]]:
+    """The version to load and the objects under its prefix, from a single listing of the store.
+
+    The loader's cold path: an explicit version lists only ``<name>/<version>/``; ``latest`` lists
+    ``<name>/`` once and keeps the chosen version's objects. Errors are those of ``resolve_version``.
+    """
+    if wanted != LATEST:
+        version = _parse_version(wanted)
+        if version is not None:
+            listing = store.list(version_prefix(name, version))
+            if any(i.key.endswith("/" + SIGNATURE_FILE) and not i.is_link for i in listing):
+                return version, listing
+        return resolve_version(store, name, wanted), []  # raises with the list of signed versions
+    everything = store.list(f"{check_model_name(name)}/")
+    version = _pick(signed_versions(everything, name), name, wanted, store)
+    prefix = version_prefix(name, version)
+    return version, [info for info in everything if info.key.startswith(prefix)]
+
+
 def resolve_version(store: Store, name: str, wanted: str) -> int:
     """``latest`` -> the highest signed version; an integer -> that version if it is signed."""
-    versions = list_versions(store, name)
+    return _pick(list_versions(store, name), name, wanted, store)
+
+
+def _pick(versions: list[int], name: str, wanted: str, store: Store) -> int:
     if wanted == LATEST:
         if not versions:
             raise ObjectNotFound(f"no signed versions of model {name!r} in {store.url}", field="model_name")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfn.bundle.versions import list_versions, next_version, resolve_version
+from modelfn.bundle.versions import list_versions, next_version, resolve_listing, resolve_version
 from modelfn.errors import ConfigError, ObjectNotFound
 from modelfn.store.local import LocalStore
 
@@ -73,3 +73,24 @@ def test_invalid_model_name_is_refused(store: LocalStore) -> None:
     # GIVEN a name that could escape its directory / WHEN listing / THEN ConfigError before the store is touched
     with pytest.raises(ConfigError, match="model name"):
         list_versions(store, "../iris")
+
+
+def test_resolve_listing_keeps_only_the_chosen_versions_objects(store: LocalStore) -> None:
+    # GIVEN signed versions 1, 2 and 10 (prefix "iris/1/" must not match "iris/10/")
+    # WHEN latest and an explicit version are resolved, each from one listing
+    latest, objects = resolve_listing(store, "iris", "latest")
+    first, first_objects = resolve_listing(store, "iris", "1")
+    # THEN each returns its own version's objects only
+    assert latest == 10 and sorted(i.key for i in objects) == ["iris/10/model.onnx", "iris/10/model.sig"]
+    assert first == 1 and sorted(i.key for i in first_objects) == ["iris/1/model.onnx", "iris/1/model.sig"]
+
+
+@pytest.mark.parametrize("wanted", ["11", "13", "99"])
+def test_resolve_listing_refuses_unsigned_or_linked_versions(store: LocalStore, wanted: str) -> None:
+    with pytest.raises(ObjectNotFound, match="signed versions: 1, 2, 10"):
+        resolve_listing(store, "iris", wanted)
+
+
+def test_resolve_listing_refuses_non_canonical_versions(store: LocalStore) -> None:
+    with pytest.raises(ConfigError):
+        resolve_listing(store, "iris", "03")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
 ADAPTERS: dict[str, str] = {
     "onnx": "modelfn.adapters.onnx_file:OnnxFileAdapter",
+    "xgboost": "modelfn.adapters.xgboost_trees:XGBoostAdapter",  # before sklearn: XGBModel is a BaseEstimator
+    "lightgbm": "modelfn.adapters.lightgbm_trees:LightGBMAdapter",  # likewise LGBMModel
     "sklearn": "modelfn.adapters.scikit_learn:SklearnAdapter",
+    "spark": "modelfn.adapters.spark_mllib:SparkMLlibAdapter",
+    "torch": "modelfn.adapters.pytorch:PyTorchAdapter",
+    "tensorflow": "modelfn.adapters.keras_tf:KerasTFAdapter",
+    "mxnet": "modelfn.adapters.mxnet_symbol:MxnetSymbolAdapter",
+    "custom": "modelfn.adapters.custom_code:CustomCodeAdapter",
 }
 """Detection order matters: the more specific adapters come first."""
 
@@ -55,12 +62,24 @@ def resolve(name_or_dotted: str) -> type[Adapter]:
     return adapter_cls
 
 
-def get_adapter(name_or_dotted: str) -> Adapter:
+def get_adapter(name_or_dotted: str, options: Mapping[str, Any] | None = None) -> Adapter:
     """An adapter instance for a registry name (``sklearn``) or a dotted path (``pkg.mod:Class``)."""
-    return resolve(name_or_dotted)()
+    return instantiate(resolve(name_or_dotted), options)
 
 
-def detect(model: Any, *, custom: Sequence[str | type[Adapter]] = ()) -> Adapter:
+def instantiate(cls: type[Adapter], options: Mapping[str, Any] | None = None) -> Adapter:
+    """Build an adapter with its framework-specific options (CLI ``--option key=value``)."""
+    try:
+        return cls(**dict(options or {}))
+    except TypeError as exc:
+        raise PackagingError(
+            f"adapter {cls.name!r} does not accept options {sorted(options or {})}: {exc}", field="option"
+        ) from exc
+
+
+def detect(
+    model: Any, *, custom: Sequence[str | type[Adapter]] = (), options: Mapping[str, Any] | None = None
+) -> Adapter:
     """The first adapter (custom ones first) that recognizes ``model``, an object or a file path."""
     target: Any = model
     if isinstance(model, str | os.PathLike):
@@ -71,7 +90,7 @@ def detect(model: Any, *, custom: Sequence[str | type[Adapter]] = ()) -> Adapter
     candidates += [resolve(name) for name in ADAPTERS]
     for cls in candidates:
         if cls.detects(target):
-            return cls()
+            return instantiate(cls, options)
     what = f"file {target.name!r}" if isinstance(target, Path) else f"object of type {_qualname(model)}"
     raise PackagingError(
         f"no adapter recognizes the {what}; supported frameworks: {', '.join(supported())}."

@@ -35,7 +35,10 @@ def test_get_adapter_by_registry_name() -> None:
     # WHEN each is resolved
     adapters = {name: get_adapter(name) for name in ADAPTERS}
     # THEN each instance reports the name it was registered under
-    assert {name: a.name for name, a in adapters.items()} == {"onnx": "onnx", "sklearn": "sklearn"}
+    assert {name: a.name for name, a in adapters.items()} == {name: name for name in ADAPTERS}
+    assert {"onnx", "sklearn", "torch", "tensorflow", "xgboost", "lightgbm", "spark", "mxnet", "custom"} <= set(
+        ADAPTERS
+    )
     assert type(adapters["sklearn"]).__name__ == "SklearnAdapter"
 
 
@@ -50,7 +53,7 @@ def test_get_adapter_accepts_a_dotted_path() -> None:
 @pytest.mark.parametrize(
     ("ref", "expected"),
     [
-        ("tensorflowz", "supported: onnx, sklearn"),
+        ("tensorflowz", "supported: onnx, xgboost, lightgbm, sklearn"),
         ("tests.adapters.no_such_module:X", "cannot import adapter module"),
         ("tests.adapters.test_registry:Missing", "has no class 'Missing'"),
         ("tests.adapters.test_registry:NotAnAdapter", "lacks 'detects'"),
@@ -98,7 +101,7 @@ def test_unknown_object_lists_supported_frameworks() -> None:
         detect({"weights": [1, 2, 3]})
     # THEN the message names the type and lists every supported framework and the override
     assert "builtins.dict" in info.value.message
-    assert "supported frameworks: onnx, sklearn" in info.value.message
+    assert f"supported frameworks: {', '.join(ADAPTERS)}." in info.value.message
     assert "framework=" in info.value.message
 
 
@@ -108,7 +111,9 @@ def test_unknown_file_suffix_and_missing_file(tmp_path: Path) -> None:
     odd.write_bytes(b"\x00")
     # WHEN detection runs
     # THEN the first names the file and the supported frameworks, the second says it is missing
-    with pytest.raises(PackagingError, match=r"file 'model.bin'; supported frameworks: onnx, sklearn"):
+    with pytest.raises(
+        PackagingError, match=r"file 'model.bin'; supported frameworks: onnx, xgboost, lightgbm, sklearn, spark, torch"
+    ):
         detect(odd)
     with pytest.raises(PackagingError, match="does not exist"):
         detect(tmp_path / "absent.onnx")

@@ -26,9 +26,10 @@ fi
 
 # The wheel ships libmxnet.so, OpenBLAS and libgfortran.so.3, but links the system's OpenMP runtime
 # (libgomp.so.1) and quad-precision math (libquadmath.so.0, needed by that libgfortran).
+libs="$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null || true)"
 missing=()
-ldconfig -p | grep -q 'libgomp\.so\.1' || missing+=(libgomp1)
-ldconfig -p | grep -q 'libquadmath\.so\.0' || missing+=(libquadmath0)
+grep -q 'libgomp\.so\.1' <<<"$libs" || missing+=(libgomp1)
+grep -q 'libquadmath\.so\.0' <<<"$libs" || missing+=(libquadmath0)
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -39,7 +40,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 "$PYTHON" -m venv "$DIR"
-# No constraints file or local wheel mirrors: this environment's pins are its own.
-PIP_CONSTRAINT="" PIP_FIND_LINKS="" "$DIR/bin/python" -m pip install -q --upgrade pip
-PIP_CONSTRAINT="" PIP_FIND_LINKS="" "$DIR/bin/python" -m pip install -q "${PACKAGES[@]}"
+"$DIR/bin/python" -m pip install -q "${PACKAGES[@]}"
 "$DIR/bin/python" -c "import mxnet, numpy, onnx; print('mxnet-env: mxnet', mxnet.__version__, 'numpy', numpy.__version__, 'onnx', onnx.__version__)"

@@ -2,8 +2,10 @@
 
 The order is the security argument: the signature is read and checked (against the configured
 trust set only) before any other file is fetched; each file is hashed as it streams in and
-compared with its signed digest; the manifest is parsed and the ONNX session built only from
-bytes that passed. Nothing is re-opened by path after hashing (SECURITY.md rules 1-11, 15).
+compared with its signed digest; the manifest is parsed and the runtime built only from bytes
+that passed. Nothing is re-opened by path after hashing (SECURITY.md rules 1-11, 15). The
+manifest's ``runtime`` picks the runtime: ``onnx`` (onnxruntime) or ``python`` (custom code, built
+only when ``allow_custom_code`` is on, so without it the module's bytes are never executed).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from modelfn.bundle.layout import MANIFEST_FILE, PICKLE_EXTENSIONS, SIGNATURE_FILE, version_prefix
@@ -20,7 +23,7 @@ from modelfn.errors import IntegrityError, PolicyError, SignatureError, UnsafeBu
 if TYPE_CHECKING:
     from modelfn.bundle.manifest import Manifest
     from modelfn.config import Settings
-    from modelfn.runtime.onnx_session import OnnxModel
+    from modelfn.runtime.base import Model
     from modelfn.signing.verify import SignedStatement
     from modelfn.store.base import ObjectInfo, Store
 
@@ -44,7 +47,7 @@ class LoadedBundle:
     """A verified bundle with its runtime session built and warmed up: what serving uses."""
 
     manifest: Manifest
-    model: OnnxModel
+    model: Model
     root_digest: str
     key_hint: str
     verified_at: dt.datetime
@@ -73,7 +76,7 @@ def load_bundle(settings: Settings) -> LoadedBundle:
 def fetch_verified(settings: Settings) -> VerifiedBundle:
     """Everything up to (not including) the runtime: resolve the version, verify, fetch and hash."""
     from modelfn.bundle.manifest import Manifest
-    from modelfn.bundle.versions import resolve_version
+    from modelfn.bundle.versions import resolve_listing
     from modelfn.signing.keys import TrustSet
     from modelfn.signing.verify import VerifyPolicy, check_file_set, verify_signature
     from modelfn.store.registry import store_for
@@ -81,9 +84,9 @@ def fetch_verified(settings: Settings) -> VerifiedBundle:
     assert settings.model_name is not None
     trust = TrustSet.from_entries(settings.trusted_keys)
     store = store_for(settings.store_url)
-    version = resolve_version(store, settings.model_name, settings.model_version)
+    version, objects = resolve_listing(store, settings.model_name, settings.model_version)
     prefix = version_prefix(settings.model_name, version)
-    listing = {info.key[len(prefix) :]: info for info in store.list(prefix)}
+    listing = {info.key[len(prefix) :]: info for info in objects}
     _refuse_unsafe_listing(listing)
 
     sig_info = listing.get(SIGNATURE_FILE)
@@ -113,15 +116,8 @@ def fetch_verified(settings: Settings) -> VerifiedBundle:
 
 
 def build_runtime(verified: VerifiedBundle, settings: Settings) -> LoadedBundle:
-    """Build and warm the onnxruntime session from the verified bytes (never from a path)."""
-    from modelfn.runtime.onnx_session import OnnxModel
-
-    model = OnnxModel(
-        verified.files[verified.manifest.artifact],
-        verified.manifest,
-        threads=settings.threads,
-        providers=settings.providers,
-    )
+    """Build and warm the manifest's runtime from the verified bytes (never from a path)."""
+    model = _RUNTIMES[verified.manifest.runtime](verified, settings)
     model.warm_up()
     return LoadedBundle(
         manifest=verified.manifest,
@@ -131,6 +127,38 @@ def build_runtime(verified: VerifiedBundle, settings: Settings) -> LoadedBundle:
         verified_at=dt.datetime.now(dt.UTC),
         source=verified.source,
     )
+
+
+def _onnx_model(verified: VerifiedBundle, settings: Settings) -> Model:
+    from modelfn.runtime.onnx_session import OnnxModel
+
+    return OnnxModel(
+        verified.files[verified.manifest.artifact],
+        verified.manifest,
+        threads=settings.threads,
+        providers=settings.providers,
+    )
+
+
+def _python_model(verified: VerifiedBundle, settings: Settings) -> Model:
+    """Custom code runs with the process's rights: only by explicit opt-in, and only after verification."""
+    from modelfn.config import ENV_NAMES
+
+    manifest = verified.manifest
+    if not settings.allow_custom_code:
+        raise PolicyError(
+            f"{manifest.name} v{manifest.version} carries Python code ({manifest.artifact}), which runs with this"
+            f" process's rights; it is served only with {ENV_NAMES['allow_custom_code']}=true (setting"
+            " allow_custom_code), for signers you trust",
+            field="allow_custom_code",
+        )
+    from modelfn.runtime.python_model import PythonModel
+
+    return PythonModel(verified.files, manifest)
+
+
+_RUNTIMES: dict[str, Callable[[VerifiedBundle, Settings], Model]] = {"onnx": _onnx_model, "python": _python_model}
+"""Manifest ``runtime`` -> builder; the manifest schema admits only these names."""
 
 
 def _refuse_unsafe_listing(listing: dict[str, ObjectInfo]) -> None:

@@ -1,8 +1,9 @@
 """Canonical file names and store layout of a bundle.
 
 A bundle is a flat-ish directory ``<store>/<name>/<version>/`` holding ``manifest.json``, one
-runtime artifact (``model.onnx`` for the ONNX runtime) and ``model.sig``. Every file except the
-signature itself is listed, with its SHA-256, in the signature (the one authority for digests).
+runtime artifact (``model.onnx`` for the ONNX runtime; ``model.py`` plus its data files for custom
+code) and ``model.sig``. Every file except the signature itself is listed, with its SHA-256, in the
+signature (the one authority for digests).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "model.sig"
 ONNX_ARTIFACT = "model.onnx"
+PYTHON_ARTIFACT = "model.py"
+"""The one module of a custom-code bundle (runtime ``python``), served only with allow_custom_code on."""
 
 # Files the signature does not cover: only the signature itself. Fixed at sign time and never
 # extendable at verify time (SECURITY.md rule 3).

@@ -60,13 +60,36 @@ class ParityReport(_Strict):
     """Per-output max abs diff."""
 
 
+class CompressionReport(_Strict):
+    """What quantization did to the artifact: sizes, and how far the compressed outputs moved on the sample."""
+
+    method: Literal["int8-dynamic"] = "int8-dynamic"
+    weight_type: Literal["int8", "uint8"]
+    per_channel: bool = False
+    reduce_range: bool = False
+    size_before: int = Field(ge=0)
+    size_after: int = Field(ge=0)
+    quantized_weights: int = Field(ge=0)
+    """Weight tensors stored as 8-bit integers."""
+    samples: int
+    max_abs_diff_onnx: float
+    """Compressed vs the float ONNX model."""
+    max_abs_diff_native: float | None = None
+    """Compressed vs the native framework (None when no native outputs were given)."""
+    label_agreement_onnx: float | None = None
+    label_agreement_native: float | None = None
+    min_agreement: float
+    """The floor below which packaging refused the compressed model."""
+
+
 class Manifest(_Strict):
     """Everything the run time needs to know about a bundle besides its bytes."""
 
     schema_version: int = MANIFEST_SCHEMA_VERSION
     name: str
     version: int = Field(ge=1)
-    runtime: Literal["onnx"] = "onnx"
+    runtime: Literal["onnx", "python"] = "onnx"
+    """``python``: the artifact is custom code (``model.py``), served only with ``allow_custom_code`` on."""
     artifact: str = "model.onnx"
     framework: FrameworkInfo
     opset: dict[str, int] = Field(default_factory=dict)
@@ -75,6 +98,7 @@ class Manifest(_Strict):
     labels: list[str | int] | None = None
     """Class labels for classifiers, in output-index order."""
     parity: ParityReport | None = None
+    compression: CompressionReport | None = None
     preprocessing: str | None = None
     created_at: dt.datetime
     modelfn_version: str

@@ -1,7 +1,7 @@
 """What the V2 and /predict protocols share: the content-type policy and one guarded model run.
 
 Kept apart from both protocol modules so each stays a pure translation between its wire format
-and ``OnnxModel.predict``.
+and ``Model.predict`` (onnxruntime or custom code).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from modelfn.errors import UnprocessableInput, UnsupportedMediaType
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from modelfn.runtime.onnx_session import OnnxModel
+    from modelfn.runtime.base import Model
 
 JSON_TYPES = ("application/json",)
 BINARY_TYPES = ("application/octet-stream",)
@@ -34,7 +34,7 @@ def require_content_type(headers: Mapping[str, str], accepted: Sequence[str]) ->
 
 
 def run_model(
-    model: OnnxModel, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None
+    model: Model, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None
 ) -> dict[str, npt.NDArray[Any]]:
     """Validate and run; an input the graph itself rejects (after schema checks) is a 422, not a 500."""
     from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument

@@ -1,0 +1,66 @@
+"""What serving needs from a loaded model, whatever runs it (onnxruntime, custom Python code).
+
+One small Protocol so the front doors (HTTP, storage events) never care which runtime the
+manifest chose, and one input check shared by every runtime so a request is judged against the
+signed schema the same way everywhere (4xx naming the field).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelfn.errors import UnprocessableInput
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from modelfn.bundle.manifest import Manifest, TensorSpec
+
+
+class Model(Protocol):
+    """A verified, ready-to-run model: what ``LoadedBundle.model`` holds."""
+
+    @property
+    def manifest(self) -> Manifest:
+        """The signed manifest describing inputs, outputs and labels."""
+        ...
+
+    @property
+    def output_names(self) -> list[str]:
+        """Every output this model can return, in order."""
+        ...
+
+    def predict(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+        """Validate ``feeds`` against the schema and run; every (or the requested) output by name."""
+        ...
+
+    def warm_up(self) -> None:
+        """One run before the first request, so it is not the one paying for lazy initialisation."""
+        ...
+
+
+def validate_feeds(feeds: Mapping[str, Any], specs: Mapping[str, TensorSpec]) -> dict[str, npt.NDArray[Any]]:
+    """Names, dtypes and shapes checked against the schema (safe numeric casts applied); 422 on mismatch."""
+    import numpy as np
+
+    from modelfn.runtime.onnx_session import _conform
+
+    unknown = sorted(set(feeds) - set(specs))
+    if unknown:
+        raise UnprocessableInput(f"unknown input {unknown[0]!r}; this model takes {sorted(specs)}", field=unknown[0])
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name, spec in specs.items():
+        if name not in feeds:
+            raise UnprocessableInput(f"missing input {name!r}", field=name)
+        out[name] = _conform(np.asarray(feeds[name]) if spec.dtype != "string" else feeds[name], spec)
+    return out
+
+
+def check_output_names(wanted: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """The requested outputs (all when none asked), each one the model has; 422 naming an unknown one."""
+    names = list(wanted) if wanted else list(available)
+    for name in names:
+        if name not in available:
+            raise UnprocessableInput(f"unknown output {name!r}; outputs are {list(available)}", field=name)
+    return names

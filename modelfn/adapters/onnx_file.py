@@ -4,10 +4,17 @@ The file must be one self-contained model (no external data: the bundle is ``mod
 nothing else), valid by ``onnx.checker``, and loadable by onnxruntime. An ``opset`` request
 converts the default domain with the ONNX version converter. Parity is onnxruntime against
 itself, so it is exact; it still runs once to prove the model loads and answers.
+
+Ops must come from domains the serving onnxruntime implements: custom-op libraries are never
+loaded (SECURITY.md 13), so a model needing one could not be served. Ops defined by the model's
+own local functions need no library and always pass; other domains must be in an allowlist
+(``allowed_domains`` option, default standard ONNX, ``ai.onnx.ml`` and ``com.microsoft``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,12 +25,21 @@ if TYPE_CHECKING:
     import numpy as np
 
 SUFFIXES = (".onnx",)
+STANDARD_DOMAIN = "ai.onnx"
+"""The default domain (also spelled ``""``); always allowed."""
+DEFAULT_ALLOWED_DOMAINS = (STANDARD_DOMAIN, "ai.onnx.ml", "com.microsoft")
+"""Standard ONNX, the ONNX-ML operators, and onnxruntime's own contrib ops."""
+_DOMAIN_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 class OnnxFileAdapter:
     """A ready ONNX model (``onnx.ModelProto`` or a ``.onnx`` file)."""
 
     name: ClassVar[str] = "onnx"
+
+    def __init__(self, allowed_domains: str | Sequence[str] | None = None) -> None:
+        """``allowed_domains``: op domains the model may use (a list, or comma-separated); standard ONNX always."""
+        self.allowed_domains = parse_domains(allowed_domains)
 
     @classmethod
     def detects(cls, model: Any) -> bool:
@@ -48,6 +64,7 @@ class OnnxFileAdapter:
         from modelfn.bundle.manifest import FrameworkInfo
 
         _refuse_external_data(model.SerializeToString(), "the model")
+        refuse_custom_domains(model, self.allowed_domains)
         if opset is not None and _default_opset(model) != opset:
             from onnx import version_converter
 
@@ -74,6 +91,70 @@ class OnnxFileAdapter:
 
         data = model.SerializeToString()
         return run_onnx(data, to_feeds(sample, read_schema(data).inputs))
+
+
+def parse_domains(value: str | Sequence[str] | None) -> frozenset[str]:
+    """The allowlist from an option value: None = defaults; ``""`` means the standard domain, always included."""
+    if value is None:
+        return frozenset(DEFAULT_ALLOWED_DOMAINS)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    domains = {STANDARD_DOMAIN}
+    for item in items:
+        if not isinstance(item, str):
+            raise PackagingError(f"allowed_domains: expected domain names, got {item!r}", field="allowed_domains")
+        domain = _normal_domain(item.strip())
+        if not _DOMAIN_RE.fullmatch(domain):
+            raise PackagingError(
+                f"allowed_domains: {item!r} is not an op domain name (like 'ai.onnx.ml' or 'com.microsoft')",
+                field="allowed_domains",
+            )
+        domains.add(domain)
+    return frozenset(domains)
+
+
+def used_ops(model: Any) -> dict[str, set[str]]:
+    """Op types by domain over every node: the graph, nested subgraphs and local function bodies."""
+    ops: dict[str, set[str]] = {}
+    for node in _all_nodes(model):
+        ops.setdefault(_normal_domain(node.domain), set()).add(node.op_type)
+    return ops
+
+
+def refuse_custom_domains(model: Any, allowed: Iterable[str] = DEFAULT_ALLOWED_DOMAINS) -> None:
+    """Raise ``PackagingError`` naming each op outside ``allowed`` that no local function of the model defines."""
+    local = {(_normal_domain(f.domain), f.name) for f in model.functions}
+    permitted = {_normal_domain(d) for d in allowed} | {STANDARD_DOMAIN}
+    outside: dict[str, set[str]] = {}
+    for domain, ops in used_ops(model).items():
+        missing = {op for op in ops if (domain, op) not in local}
+        if domain not in permitted and missing:
+            outside[domain] = missing
+    if not outside:
+        return
+    found = "; ".join(f"{d!r} ({', '.join(sorted(ops))})" for d, ops in sorted(outside.items()))
+    suggestion = ",".join(sorted(permitted - {STANDARD_DOMAIN}) + sorted(outside))
+    raise PackagingError(
+        f"onnx: the model uses ops from domains outside the allowlist [{', '.join(sorted(permitted))}]: {found}."
+        " Custom-op libraries are never loaded, so only domains onnxruntime implements can be served."
+        f" If it does implement these, allow them with allowed_domains={suggestion!r}"
+        f" (CLI: --option allowed_domains={suggestion})",
+        field="allowed_domains",
+    )
+
+
+def _all_nodes(model: Any) -> Iterable[Any]:
+    stack = [model.graph, *model.functions]
+    while stack:
+        for node in stack.pop().node:
+            yield node
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    stack.append(attr.g)
+                stack.extend(attr.graphs)
+
+
+def _normal_domain(domain: str) -> str:
+    return domain or STANDARD_DOMAIN
 
 
 def _default_opset(model: Any) -> int | None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from modelfn.adapters.onnx_file import OnnxFileAdapter
+from modelfn.adapters.registry import detect, get_adapter
 from modelfn.bundle.manifest import Manifest
 from modelfn.errors import PackagingError
 from modelfn.packaging import package
 from modelfn.runtime.onnx_session import OnnxModel
-from tests.fixtures.models import TINY_OPSET, make_tiny_onnx, tiny_onnx_expected
+from tests.fixtures.bundles import publish, serve
+from tests.fixtures.keys import SigningKey
+from tests.fixtures.models import TINY_IR_VERSION, TINY_OPSET, make_tiny_onnx, tiny_onnx_expected
 
 pytestmark = pytest.mark.framework
 
@@ -107,3 +112,186 @@ def test_garbage_file_is_refused(tmp_path: Path) -> None:
     # THEN a PackagingError (not a protobuf exception) names the problem
     with pytest.raises(PackagingError, match="not a valid ONNX model"):
         package(path, None, tmp_path / "b", name="junk")
+
+
+# --- op-domain allowlist ----------------------------------------------------------------------------------------
+
+NCHWC_OPTION = {"allowed_domains": "ai.onnx.ml,com.microsoft,com.microsoft.nchwc"}
+
+
+def _single_node_model(node: Any, opsets: dict[str, int], *, channels: int = 4, functions: Any = ()) -> bytes:
+    """``y = node(x)`` over a float ``[N, channels, 2, 2]`` tensor (shape kept), with the given opset imports."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [node],
+        "one-node",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", channels, 2, 2])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+        functions=list(functions),
+        ir_version=TINY_IR_VERSION,
+    )
+    data: bytes = model.SerializeToString()
+    return data
+
+
+def _nchwc_model() -> bytes:
+    """ReorderInput -> ReorderOutput: onnxruntime's CPU-layout ops (domain com.microsoft.nchwc), an identity overall."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReorderInput", ["x"], ["blocked"], domain="com.microsoft.nchwc"),
+            helper.make_node("ReorderOutput", ["blocked"], ["y"], domain="com.microsoft.nchwc", channels=16),
+        ],
+        "nchwc",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 16, 2, 2])],
+    )
+    opsets = [helper.make_opsetid("", TINY_OPSET), helper.make_opsetid("com.microsoft.nchwc", 1)]
+    data: bytes = helper.make_model(graph, opset_imports=opsets, ir_version=TINY_IR_VERSION).SerializeToString()
+    return data
+
+
+@pytest.mark.slow
+def test_custom_op_domain_is_refused_by_default(tmp_path: Path) -> None:
+    from onnx import helper
+
+    # GIVEN a model whose op needs a custom-op library (domain com.example)
+    path = tmp_path / "custom.onnx"
+    node = helper.make_node("Mystery", ["x"], ["y"], domain="com.example")
+    path.write_bytes(_single_node_model(node, {"": TINY_OPSET, "com.example": 1}))
+    # WHEN it is packaged
+    with pytest.raises(PackagingError) as info:
+        package(path, None, tmp_path / "b", name="custom")
+    # THEN the error names the domain, its op, the allowlist and the option that would allow it; nothing is written
+    message = info.value.message
+    assert "'com.example' (Mystery)" in message
+    assert "[ai.onnx, ai.onnx.ml, com.microsoft]" in message and "never loaded" in message
+    assert "--option allowed_domains=ai.onnx.ml,com.microsoft,com.example" in message
+    assert info.value.field == "allowed_domains"
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_custom_op_inside_a_subgraph_is_refused(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    # GIVEN a custom op hidden in the then-branch of an If node
+    def branch(name: str, node: Any) -> Any:
+        return helper.make_graph([node], name, [], [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)])
+
+    then_branch = branch("t", helper.make_node("Mystery", ["x"], ["t"], domain="com.example"))
+    else_branch = branch("e", helper.make_node("Identity", ["x"], ["e"]))
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+            helper.make_node("Greater", ["s", "zero"], ["c"]),
+            helper.make_node("If", ["c"], ["y"], then_branch=then_branch, else_branch=else_branch),
+        ],
+        "branchy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])],
+    )
+    opsets = [helper.make_opsetid("", TINY_OPSET), helper.make_opsetid("com.example", 1)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=TINY_IR_VERSION)
+    # WHEN the adapter exports it
+    # THEN the nested op is found
+    with pytest.raises(PackagingError, match=r"'com\.example' \(Mystery\)"):
+        OnnxFileAdapter().export(model, None, opset=None)
+
+
+@pytest.mark.slow
+def test_allowed_domain_option_admits_an_onnxruntime_domain_that_then_serves(
+    tmp_path: Path, signing_key: SigningKey
+) -> None:
+    # GIVEN a model using onnxruntime's own NCHWc layout ops, outside the default allowlist
+    path = tmp_path / "nchwc.onnx"
+    path.write_bytes(_nchwc_model())
+    x = np.arange(2 * 16 * 4, dtype=np.float32).reshape(2, 16, 2, 2)
+    with pytest.raises(PackagingError, match=r"'com\.microsoft\.nchwc' \(ReorderInput, ReorderOutput\)"):
+        package(path, x, tmp_path / "refused", name="nchwc")
+    # WHEN it is packaged with that domain allowed (as the CLI passes it: one comma-separated string)
+    manifest = package(path, x, tmp_path / "b", name="nchwc", options=NCHWC_OPTION)
+    # THEN it packages with exact parity and the domain recorded
+    assert manifest.opset == {"ai.onnx": TINY_OPSET, "com.microsoft.nchwc": 1}
+    assert manifest.parity is not None and manifest.parity.max_abs_diff == 0.0
+    # AND, signed, pushed and served over HTTP, it answers like the identity it is
+    client = serve(publish(tmp_path / "b", str(tmp_path / "store"), signing_key).settings)
+    try:
+        response = client.post("/predict", json={"inputs": {"x": x.tolist()}})
+    finally:
+        client.close()
+    assert response.status_code == 200, response.text
+    # (a single-output model answers with the bare array, like TF Serving)
+    np.testing.assert_array_equal(np.asarray(response.json()["predictions"], dtype=np.float32), x)
+
+
+@pytest.mark.slow
+def test_allowlist_can_be_narrowed_to_standard_onnx(tmp_path: Path) -> None:
+    from onnx import helper
+
+    # GIVEN a model using an onnxruntime contrib op (allowed by default)
+    path = tmp_path / "gelu.onnx"
+    path.write_bytes(
+        _single_node_model(helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft"), {"": 17, "com.microsoft": 1})
+    )
+    assert package(path, None, tmp_path / "ok", name="gelu").opset["com.microsoft"] == 1
+    # WHEN it is packaged with only standard ONNX allowed (an empty option value, or a list)
+    for allowed in ("", [""], ["ai.onnx"]):
+        # THEN the contrib op is refused
+        with pytest.raises(PackagingError, match=r"'com\.microsoft' \(Gelu\)"):
+            package(path, None, tmp_path / "b", name="gelu", options={"allowed_domains": allowed})
+
+
+@pytest.mark.slow
+def test_ops_defined_by_local_functions_need_no_allowlist(tmp_path: Path) -> None:
+    from onnx import helper
+
+    # GIVEN a custom-domain op that the model defines itself as a local function (y = relu(x))
+    function = helper.make_function(
+        "com.example",
+        "MyRelu",
+        ["a"],
+        ["b"],
+        [helper.make_node("Relu", ["a"], ["b"])],
+        [helper.make_opsetid("", TINY_OPSET)],
+    )
+    node = helper.make_node("MyRelu", ["x"], ["y"], domain="com.example")
+    path = tmp_path / "local.onnx"
+    path.write_bytes(_single_node_model(node, {"": TINY_OPSET, "com.example": 1}, functions=[function]))
+    x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(2, 4, 2, 2)
+    # WHEN it is packaged with the default allowlist
+    manifest = package(path, x, tmp_path / "b", name="local")
+    # THEN it passes (no library needed) and runs as the function says
+    assert manifest.parity is not None and manifest.parity.max_abs_diff == 0.0
+    served = OnnxModel((tmp_path / "b" / "model.onnx").read_bytes(), manifest).predict({"x": x})
+    np.testing.assert_array_equal(served["y"], np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("value", ["com.example, bad domain", "../etc", ["ok.domain", 3]])
+def test_malformed_allowed_domains_are_refused(value: Any) -> None:
+    # GIVEN an option value that is not a list of domain names
+    # WHEN the adapter is built (as packaging does with options)
+    with pytest.raises(PackagingError) as info:
+        get_adapter("onnx", {"allowed_domains": value})
+    # THEN the option is named
+    assert info.value.field == "allowed_domains"
+
+
+def test_detection_by_object_and_by_file_passes_the_allowlist_option(tiny_onnx_path: Path) -> None:
+    import onnx
+
+    # GIVEN the tiny model as a file and as a ModelProto
+    proto = onnx.load_model_from_string(tiny_onnx_path.read_bytes())
+    for target in (tiny_onnx_path, proto):
+        # WHEN detection picks the adapter with an allowlist option
+        adapter = detect(target, options={"allowed_domains": "com.example"})
+        # THEN it is the ONNX adapter, holding exactly standard ONNX plus the named domain
+        assert isinstance(adapter, OnnxFileAdapter)
+        assert adapter.allowed_domains == {"ai.onnx", "com.example"}

@@ -15,6 +15,7 @@ import typer
 from modelfn.errors import ModelfnError
 
 if TYPE_CHECKING:
+    from modelfn.bundle.manifest import Manifest
     from modelfn.config import Settings
 
 app = typer.Typer(
@@ -36,6 +37,13 @@ VersionOpt = Annotated[
 TrustOpt = Annotated[
     list[str] | None,
     typer.Option("--trust", help="Trusted public key (PEM path); repeat for several [env MODELFN_TRUSTED_KEYS]"),
+]
+CustomCodeOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-custom-code/--no-custom-code",
+        help="Serve bundles carrying Python code (trusted signers only) [env MODELFN_ALLOW_CUSTOM_CODE]",
+    ),
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML or JSON) [env MODELFN_CONFIG]")]
 
@@ -73,20 +81,47 @@ def keygen(
 
 @app.command()
 def package(
-    model: Annotated[str, typer.Argument(help="Model file (.onnx, .skops; .joblib/.pkl with --allow-pickle)")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model file or directory: .onnx, .skops, .safetensors, .keras, SavedModel dir, .pb,"
+            " XGBoost .json/.ubj, LightGBM .txt, Spark PipelineModel dir, MXNet -symbol.json, custom-code dir"
+            " (.joblib/.pkl/.pt/.pth only with --allow-pickle)"
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write")],
     name: Annotated[str, typer.Option("--name", "-n", help="Model name (lowercase, digits, . _ -)")],
     version: Annotated[int, typer.Option("--version", "-v", min=1, help="Bundle version (monotonic integer)")] = 1,
     sample: Annotated[
-        Path | None,
-        typer.Option("--sample", help="Parity-check sample input (.npy; .npz for several inputs)"),
+        Path | None, typer.Option("--sample", help="Parity-check sample input (.npy; .npz for several inputs)")
     ] = None,
-    framework: Annotated[str | None, typer.Option("--framework", "-f", help="Adapter name or pkg.mod:Class")] = None,
+    framework: Annotated[
+        str | None,
+        typer.Option("--framework", "-f", help="Adapter name (see README) or pkg.mod:Class; skips detection"),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-O", help="Adapter option key=value, repeatable (e.g. model_class=pkg.mod:Net)"),
+    ] = None,
     allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle", help="Allow loading .joblib/.pkl (runs arbitrary code; build time only)")
+        bool,
+        typer.Option("--allow-pickle", help="Allow loading pickle-based files (runs arbitrary code; build time only)"),
     ] = False,
+    python: Annotated[
+        Path | None,
+        typer.Option(
+            "--python", help="Convert in this interpreter (a venv with the framework, e.g. MXNet) as a subprocess"
+        ),
+    ] = None,
     atol: Annotated[float, typer.Option(help="Parity: absolute tolerance")] = 1e-4,
     rtol: Annotated[float, typer.Option(help="Parity: relative tolerance")] = 1e-3,
+    optimize: Annotated[
+        str | None, typer.Option("--optimize", help="Offline graph optimization: basic or extended (portable levels)")
+    ] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", help="Dynamic weight quantization: int8")] = None,
+    min_agreement: Annotated[
+        float, typer.Option("--min-agreement", help="Quantization: refuse below this label agreement on the sample")
+    ] = 0.99,
 ) -> None:
     """Convert a model into an unsigned bundle (model.onnx + manifest.json) with a parity report."""
     import warnings
@@ -95,21 +130,47 @@ def package(
 
     sample_value = _read_sample(sample) if sample else None
     try:
+        options = _parse_options(option or [])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             manifest = do_package(
-                model, sample_value, out, name=name, version=version, framework=framework,
-                allow_pickle=allow_pickle, atol=atol, rtol=rtol,
+                model, sample_value, out, name=name, version=version, framework=framework, allow_pickle=allow_pickle,
+                atol=atol, rtol=rtol, options=options, converter_python=python, optimize=optimize, quantize=quantize,
+                min_agreement=min_agreement,
             )  # fmt: skip
         for warning in caught:
             typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
     except ModelfnError as exc:
         raise _fail(exc) from exc
-    parity = manifest.parity
+    _report_package(manifest, out)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, str]:
+    from modelfn.errors import PackagingError
+
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PackagingError(f"--option takes key=value, got {pair!r}", field="option")
+        options[key.strip()] = value
+    return options
+
+
+def _report_package(manifest: Manifest, out: Path) -> None:
     typer.echo(f"packaged {manifest.name} v{manifest.version} ({manifest.framework.name}) -> {out}")
+    parity = manifest.parity
     if parity:
         agreement = "" if parity.label_agreement is None else f", label agreement {parity.label_agreement:.3f}"
         typer.echo(f"parity on {parity.samples} samples: max abs diff {parity.max_abs_diff:.3g}{agreement}")
+    compression = manifest.compression
+    if compression:
+        native_agreement = compression.label_agreement_native
+        agreement_text = "" if native_agreement is None else f", label agreement {native_agreement:.3f}"
+        typer.echo(
+            f"quantized {compression.weight_type}: {compression.size_before} -> {compression.size_after} bytes,"
+            f" max abs diff vs float {compression.max_abs_diff_onnx:.3g}{agreement_text}"
+        )
 
 
 def _read_sample(path: Path) -> object:
@@ -219,6 +280,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [env MODELFN_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env MODELFN_PORT]")] = None,
     threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads [env MODELFN_THREADS]")] = None,
+    allow_custom_code: CustomCodeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve the model over HTTP with uvicorn (the container / GPU entry point; same app as Lambda)."""
@@ -227,7 +289,7 @@ def serve(
     try:
         settings = _settings(
             config, trust, model_name=model, store_url=store, model_version=version, host=host, port=port,
-            threads=threads,
+            threads=threads, allow_custom_code=allow_custom_code,
         )  # fmt: skip
         run_server(settings)
     except ModelfnError as exc:
@@ -243,6 +305,7 @@ def invoke(
     store: StoreOpt = None,
     version: VersionOpt = None,
     trust: TrustOpt = None,
+    allow_custom_code: CustomCodeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Send one request (as an HTTP API v2 event) or one stored event to the Lambda handler in-process."""
@@ -252,7 +315,9 @@ def invoke(
         typer.secho("error: give exactly one of --data or --event", err=True, fg=typer.colors.RED)
         raise typer.Exit(2)
     try:
-        settings = _settings(config, trust, model_name=model, store_url=store, model_version=version)
+        settings = _settings(
+            config, trust, model_name=model, store_url=store, model_version=version, allow_custom_code=allow_custom_code
+        )
         response = invoke_handler(settings, data=data, event_path=event, path=path)
     except ModelfnError as exc:
         raise _fail(exc) from exc

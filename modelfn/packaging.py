@@ -7,22 +7,34 @@ be ONNX, checked by the same guard the run time uses.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelfn.bundle.layout import MANIFEST_FILE, ONNX_ARTIFACT, check_model_name
+from modelfn.converter_process import DEFAULT_TIMEOUT_S as DEFAULT_CONVERTER_TIMEOUT_S
 from modelfn.errors import PackagingError, UnsafeBundleError
-from modelfn.parity import DEFAULT_ATOL, DEFAULT_RTOL
+from modelfn.parity import DEFAULT_ATOL, DEFAULT_MIN_AGREEMENT, DEFAULT_RTOL
 
 if TYPE_CHECKING:
-    from modelfn.adapters.base import Adapter
+    from modelfn.adapters.base import Adapter, ExportResult
     from modelfn.bundle.manifest import Manifest
 
 REPLACEABLE_FILES = frozenset({ONNX_ARTIFACT, MANIFEST_FILE})
 """What a previous ``package`` run leaves behind, and so may be overwritten."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Exported:
+    """An adapter's export, the sample it used and the framework's own outputs on that sample."""
+
+    result: ExportResult
+    sample: Any
+    native: Mapping[str, Any]
 
 
 def package(
@@ -37,50 +49,145 @@ def package(
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     opset: int | None = None,
+    options: Mapping[str, Any] | None = None,
+    converter_python: Path | str | None = None,
+    converter_timeout: float = DEFAULT_CONVERTER_TIMEOUT_S,
+    optimize: str | None = None,
+    quantize: str | None = None,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
 ) -> Manifest:
     """Convert ``model`` (object or file) into ``out_dir/model.onnx`` + ``manifest.json``; return the manifest.
 
     ``framework`` is a registry name or ``pkg.mod:Class`` and skips detection. ``sample`` is one
     array or arrays by input name; it may be None for ONNX models (a sample is synthesized from
-    the schema). Raises ``ParityError`` when outputs differ beyond ``atol``/``rtol``.
+    the schema). ``options`` go to the adapter's constructor (e.g. a PyTorch class path). Raises
+    ``ParityError`` when outputs differ beyond ``atol``/``rtol``.
+
+    ``converter_python`` (CLI: ``--python``) runs load, export and the native predictions in that
+    interpreter instead (a framework that cannot live here, such as MXNet, or untrusted pickles kept
+    out of this process); the schema, guard and parity checks still run here.
+
+    ``optimize`` (``basic``/``extended``) applies onnxruntime's portable offline graph optimizations
+    before the parity check. ``quantize`` (``int8``/``uint8``) stores dynamically quantized weights;
+    the manifest's ``compression`` report says how far they moved the outputs, and packaging is
+    refused when label agreement on the sample falls below ``min_agreement``.
     """
     from modelfn import __version__
+    from modelfn.adapters.base import BundleWriter
     from modelfn.adapters.registry import detect, get_adapter
     from modelfn.bundle.manifest import Manifest
     from modelfn.bundle.schema import read_schema
-    from modelfn.parity import check_parity, synthesize_sample, to_feeds
+    from modelfn.parity import check_parity, to_feeds
 
     check_model_name(name)
     if version < 1:
         raise PackagingError(f"version must be >= 1, got {version}", field="version")
     out = Path(out_dir)
     _check_out_dir(out)
-    adapter: Adapter = get_adapter(framework) if framework else detect(model)
-    native = adapter.load(Path(model), allow_pickle=allow_pickle) if isinstance(model, str | os.PathLike) else model
-    result = adapter.export(native, sample, opset=opset)
-    _refuse_unsafe_artifact(result.onnx_bytes, adapter.name)
-    schema = read_schema(result.onnx_bytes)
-    if sample is None:
-        sample = synthesize_sample(schema.inputs)
-    feeds = to_feeds(sample, schema.inputs)
-    parity = check_parity(result.onnx_bytes, adapter.native_predict(native, sample), feeds, atol=atol, rtol=rtol)
+    adapter: Adapter = get_adapter(framework, options) if framework else detect(model, options=options)
+    if isinstance(adapter, BundleWriter) and converter_python is None:
+        if optimize or quantize:
+            raise PackagingError(f"--optimize/--quantize apply to ONNX artifacts, not to {adapter.name!r} bundles")
+        native = _load(adapter, model, allow_pickle)
+        return adapter.write_bundle(native, sample, out, name=name, version=version, atol=atol, rtol=rtol)
+    if converter_python is not None:
+        exported = _export_in_interpreter(
+            adapter, framework, model, sample, converter_python, converter_timeout,
+            options=options, allow_pickle=allow_pickle, opset=opset,
+        )  # fmt: skip
+    else:
+        exported = _export_here(adapter, model, sample, allow_pickle=allow_pickle, opset=opset)
+    onnx_bytes = exported.result.onnx_bytes
+    if optimize:
+        from modelfn.onnx_optimize import optimize_onnx
+
+        onnx_bytes = optimize_onnx(onnx_bytes, optimize)
+        _refuse_unsafe_artifact(onnx_bytes, adapter.name)
+    schema = read_schema(onnx_bytes)
+    feeds = to_feeds(exported.sample, schema.inputs)
+    classifier = exported.result.labels is not None
+    parity = check_parity(onnx_bytes, exported.native, feeds, atol=atol, rtol=rtol, classifier=classifier)
+    compression = None
+    if quantize:
+        from modelfn.compression import quantize_int8
+
+        quantized = quantize_int8(
+            onnx_bytes, sample_feeds=feeds, native_outputs=exported.native, labels=exported.result.labels,
+            weight_type=quantize, reduce_range=True, min_agreement=min_agreement,
+        )  # fmt: skip
+        onnx_bytes, compression = quantized.onnx_bytes, quantized.report
+        _refuse_unsafe_artifact(onnx_bytes, adapter.name)
+        schema = read_schema(onnx_bytes)
     manifest = Manifest(
         name=name,
         version=version,
-        framework=result.framework,
+        framework=exported.result.framework,
         opset=schema.opset,
         inputs=schema.inputs,
         outputs=schema.outputs,
-        labels=result.labels,
+        labels=exported.result.labels,
         parity=parity,
-        preprocessing=result.notes,
+        compression=compression,
+        preprocessing=exported.result.notes,
         created_at=dt.datetime.now(dt.UTC),
         modelfn_version=__version__,
     )
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / ONNX_ARTIFACT, result.onnx_bytes)
+    _write_atomic(out / ONNX_ARTIFACT, onnx_bytes)
     _write_atomic(out / MANIFEST_FILE, manifest.to_json())
     return manifest
+
+
+def _load(adapter: Adapter, model: Any, allow_pickle: bool) -> Any:
+    """A file path goes through the adapter's loader; an in-memory object is used as is."""
+    return adapter.load(Path(model), allow_pickle=allow_pickle) if isinstance(model, str | os.PathLike) else model
+
+
+def _export_here(adapter: Adapter, model: Any, sample: Any, *, allow_pickle: bool, opset: int | None) -> _Exported:
+    from modelfn.adapters.base import SampleNormalizer
+    from modelfn.bundle.schema import read_schema
+    from modelfn.parity import synthesize_sample
+
+    native = _load(adapter, model, allow_pickle)
+    if sample is not None and isinstance(adapter, SampleNormalizer):
+        sample = adapter.normalize_sample(sample)
+    result = adapter.export(native, sample, opset=opset)
+    _refuse_unsafe_artifact(result.onnx_bytes, adapter.name)
+    if sample is None:
+        sample = synthesize_sample(read_schema(result.onnx_bytes).inputs)
+    return _Exported(result=result, sample=sample, native=adapter.native_predict(native, sample))
+
+
+def _export_in_interpreter(
+    adapter: Adapter,
+    framework: str | None,
+    model: Any,
+    sample: Any,
+    python: Path | str,
+    timeout: float,
+    *,
+    options: Mapping[str, Any] | None,
+    allow_pickle: bool,
+    opset: int | None,
+) -> _Exported:
+    from modelfn.converter_process import convert_in_interpreter
+
+    if not isinstance(model, str | os.PathLike):
+        raise PackagingError(
+            "a converter interpreter (--python) converts model files; save the model and pass its path", field="model"
+        )
+    converted = convert_in_interpreter(
+        python, framework or _dotted(adapter), Path(model), sample,
+        options=options, allow_pickle=allow_pickle, opset=opset, timeout=timeout,
+    )  # fmt: skip
+    _refuse_unsafe_artifact(converted.result.onnx_bytes, converted.adapter_name)
+    return _Exported(result=converted.result, sample=converted.sample, native=converted.native)
+
+
+def _dotted(adapter: Adapter) -> str:
+    """``pkg.mod:Class`` of a detected adapter, so the converter interpreter builds the same one."""
+    cls = type(adapter)
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _check_out_dir(out: Path) -> None:

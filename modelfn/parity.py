@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     Array = npt.NDArray[Any]
 
 DEFAULT_ATOL = 1e-4
+DEFAULT_MIN_AGREEMENT = 0.99
+"""Quantization: the lowest label agreement on the sample that packaging accepts."""
 DEFAULT_RTOL = 1e-3
 SYNTHETIC_BATCH = 2
 """Rows in a synthesized sample: more than one, so batching is exercised."""
@@ -46,9 +48,11 @@ def check_parity(
     *,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    classifier: bool = False,
 ) -> ParityReport:
     """Run ``feeds`` through onnxruntime and compare with ``native``; raise ``ParityError`` beyond tolerance."""
-    return compare(native, run_onnx(onnx_bytes, feeds), atol=atol, rtol=rtol, samples=_rows(feeds))
+    onnx = run_onnx(onnx_bytes, feeds)
+    return compare(native, onnx, atol=atol, rtol=rtol, samples=_rows(feeds), classifier=classifier)
 
 
 def run_onnx(onnx_bytes: bytes, feeds: Mapping[str, Array]) -> dict[str, Array]:
@@ -71,8 +75,13 @@ def compare(
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     samples: int = 1,
+    classifier: bool = False,
 ) -> ParityReport:
-    """Compare the outputs ``native`` names with the same-named ONNX outputs (``np.allclose`` semantics)."""
+    """Compare the outputs ``native`` names with the same-named ONNX outputs (``np.allclose`` semantics).
+
+    Label agreement covers integer/string outputs; for a ``classifier`` whose only outputs are
+    ``[N, classes]`` scores, it is the top-1 (argmax) agreement, recorded but judged by the tolerances.
+    """
     import numpy as np
 
     per_output: dict[str, float] = {}
@@ -100,6 +109,8 @@ def compare(
             worst = candidate
     if worst is not None:
         raise ParityError(_describe(worst, atol=atol, rtol=rtol, max_abs=max_abs), field=worst.output)
+    if classifier and not agreements:
+        agreements = _top1_agreements(native, onnx)
     return ParityReport(
         samples=samples,
         max_abs_diff=max_abs,
@@ -109,6 +120,19 @@ def compare(
         label_agreement=min(agreements) if agreements else None,
         outputs=per_output,
     )
+
+
+def _top1_agreements(native: Mapping[str, Any], onnx: Mapping[str, Array]) -> list[float]:
+    """Argmax agreement of every ``[N, classes]`` float output (class scores or probabilities)."""
+    import numpy as np
+
+    found = []
+    for name, value in native.items():
+        got = np.asarray(onnx[name])
+        want = np.asarray(value).reshape(got.shape) if np.asarray(value).size == got.size else None
+        if want is not None and got.ndim == 2 and got.shape[1] > 1 and got.dtype.kind == "f":
+            found.append(float(np.mean(want.argmax(axis=1) == got.argmax(axis=1))))
+    return found
 
 
 def to_feeds(sample: Any, inputs: Sequence[TensorSpec]) -> dict[str, Array]:

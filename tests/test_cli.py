@@ -146,3 +146,45 @@ def test_quickstart_runs_on_a_fresh_directory(tmp_path: Path) -> None:
         assert "first prediction:" in done.stdout and '"predictions"' in done.stdout
         assert "curl -s http://127.0.0.1:" in done.stdout
     assert (tmp_path / ".modelfn" / "store" / "iris" / "2" / "model.sig").exists()
+
+
+def test_package_optimize_and_quantize_flags(tiny_onnx_path: Path, tmp_path: Path) -> None:
+    # GIVEN the tiny MatMul+Add model WHEN packaged with --optimize and with --quantize
+    out = run("package", str(tiny_onnx_path), "--out", str(tmp_path / "opt"), "--name", "tiny", "--optimize", "basic")
+    assert "packaged tiny v1" in out
+    out = run("package", str(tiny_onnx_path), "--out", str(tmp_path / "q"), "--name", "tiny", "--quantize", "int8",
+              "--min-agreement", "0")  # fmt: skip
+    # THEN the quantization report is printed and recorded in the manifest
+    assert "quantized int8" in out
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert manifest["compression"]["weight_type"] == "int8"
+    # AND an unknown optimization level is refused with the valid choices
+    assert "basic" in run_failing("package", str(tiny_onnx_path), "--out", str(tmp_path / "x"), "--name", "tiny",
+                                  "--optimize", "all")  # fmt: skip
+
+
+def test_package_options_reach_the_adapter(tiny_onnx_path: Path, tmp_path: Path) -> None:
+    out = run_failing("package", str(tiny_onnx_path), "--out", str(tmp_path / "a"), "--name", "tiny",
+                      "--option", "no_such_option=1")  # fmt: skip
+    assert "no_such_option" in out
+    assert "key=value" in run_failing("package", str(tiny_onnx_path), "--out", str(tmp_path / "b"), "--name", "tiny",
+                                      "--option", "missing-equals")  # fmt: skip
+    # a real option of the ONNX adapter: narrowing the allowed op domains still accepts a standard model
+    run("package", str(tiny_onnx_path), "--out", str(tmp_path / "c"), "--name", "tiny",
+        "--option", "allowed_domains=ai.onnx")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.framework
+def test_package_in_a_converter_interpreter(tmp_path: Path, sklearn_classifier: tuple[object, np.ndarray]) -> None:
+    # GIVEN a pickled scikit-learn model (pickle only ever loads in the converter's process)
+    import joblib
+
+    model, sample = sklearn_classifier
+    joblib.dump(model, tmp_path / "model.joblib")
+    np.save(tmp_path / "sample.npy", sample)
+    # WHEN packaged with --python pointing at an interpreter that has the framework
+    out = run("package", str(tmp_path / "model.joblib"), "--out", str(tmp_path / "bundle"), "--name", "iris",
+              "--sample", str(tmp_path / "sample.npy"), "--allow-pickle", "--python", sys.executable)  # fmt: skip
+    # THEN the bundle is packaged with a parity report from the native predictions made there
+    assert "packaged iris v1 (sklearn)" in out and "label agreement 1.000" in out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from modelfn.bundle.layout import PICKLE_EXTENSIONS
 from modelfn.errors import PackagingError
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from modelfn.bundle.manifest import FrameworkInfo
+    from modelfn.bundle.manifest import FrameworkInfo, Manifest
 
 SampleInput: TypeAlias = "npt.NDArray[Any] | dict[str, npt.NDArray[Any]]"
 """One array for single-input models, or arrays by input name."""
@@ -58,6 +58,34 @@ class Adapter(Protocol):
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """The framework's own outputs on ``sample``, keyed by the ONNX output names (for parity)."""
+        ...
+
+
+@runtime_checkable
+class SampleNormalizer(Protocol):
+    """An adapter whose users hand samples in a framework's own shape (a DataFrame): it turns them into arrays."""
+
+    def normalize_sample(self, sample: Any) -> SampleInput:
+        """The sample as one array or arrays by ONNX input name."""
+        ...
+
+
+@runtime_checkable
+class BundleWriter(Protocol):
+    """An adapter whose artifact is not ONNX (custom code): it writes the whole unsigned bundle itself."""
+
+    def write_bundle(
+        self,
+        model: Any,
+        sample: SampleInput | None,
+        out_dir: Path,
+        *,
+        name: str,
+        version: int,
+        atol: float,
+        rtol: float,
+    ) -> Manifest:
+        """Copy the artifact and data files into ``out_dir``, check parity, write and return the manifest."""
         ...
 
 

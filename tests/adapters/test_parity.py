@@ -123,3 +123,14 @@ def test_synthesized_sample_follows_the_schema() -> None:
     # AND string inputs cannot be synthesized
     with pytest.raises(PackagingError, match="string input 'text'"):
         synthesize_sample([TensorSpec(name="text", dtype="string", shape=[-1])])
+
+
+def test_classifier_scores_record_top1_agreement() -> None:
+    # GIVEN class scores that agree within tolerance but whose argmax flips on one of two rows
+    native = {"scores": np.array([[0.50000, 0.50002], [0.9, 0.1]], dtype=np.float32)}
+    onnx = {"scores": np.array([[0.50002, 0.50000], [0.9, 0.1]], dtype=np.float32)}
+    # WHEN compared as a classifier THEN parity passes and records the 50 % top-1 agreement
+    report = compare(native, onnx, atol=1e-4, rtol=1e-3, samples=2, classifier=True)
+    assert report.label_agreement == 0.5
+    # AND without the classifier flag (a regressor with two targets) no agreement is claimed
+    assert compare(native, onnx, atol=1e-4, rtol=1e-3, samples=2).label_agreement is None

@@ -103,6 +103,10 @@ def package(
         list[str] | None,
         typer.Option("--option", "-O", help="Adapter option key=value, repeatable (e.g. model_class=pkg.mod:Net)"),
     ] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option("--params", help="Weights file beside a graph file (MXNet .params); = --option params="),
+    ] = None,
     allow_pickle: Annotated[
         bool,
         typer.Option("--allow-pickle", help="Allow loading pickle-based files (runs arbitrary code; build time only)"),
@@ -131,6 +135,8 @@ def package(
     sample_value = _read_sample(sample) if sample else None
     try:
         options = _parse_options(option or [])
+        if params is not None:
+            options["params"] = str(params)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             manifest = do_package(

@@ -106,8 +106,18 @@ def require_pickle_consent(path: Path, *, allow_pickle: bool, adapter: str) -> N
         f"loading {path.name} with pickle at build time: pickle runs arbitrary code, only load files you trust."
         " The bundle itself never contains pickle",
         PickleLoadWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
+
+
+def load_pickled(path: Path, *, allow_pickle: bool, adapter: str, extra: str) -> Any:
+    """Unpickle a build input only after explicit consent (warning), any failure as a PackagingError."""
+    require_pickle_consent(path, allow_pickle=allow_pickle, adapter=adapter)
+    joblib = import_extra("joblib", extra=extra)
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # unpickling raises anything the payload chooses
+        raise PackagingError(f"{adapter}: cannot load {path.name}: {exc}", field="model") from exc
 
 
 def is_pickle_path(path: Path) -> bool:

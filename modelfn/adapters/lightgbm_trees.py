@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelfn.adapters._tabular import LABEL_OUTPUT, PROBA_OUTPUT, REGRESSION_OUTPUT, tabular_result
 from modelfn.adapters.base import (
     ExportResult,
     SampleInput,
     class_from,
     import_extra,
     is_pickle_path,
-    require_pickle_consent,
+    load_pickled,
     single_array,
 )
 from modelfn.errors import PackagingError
@@ -35,7 +36,6 @@ DEFAULT_INPUT_NAME = "input"
 DEFAULT_OPSET = 15
 MAX_OPSET = 15
 """onnxmltools' tree converters support the default domain up to opset 15 (ai.onnx.ml 1)."""
-LABEL_OUTPUT, PROBA_OUTPUT, REGRESSION_OUTPUT = "label", "probabilities", "variable"
 CLASSIFIER_OBJECTIVES = ("binary", "multiclass")
 REGRESSOR_OBJECTIVES = ("regression", "poisson", "gamma", "quantile", "huber", "tweedie")
 
@@ -67,12 +67,7 @@ class LightGBMAdapter:
             except lgb.basic.LightGBMError as exc:
                 raise PackagingError(f"lightgbm: cannot load {path.name}: {exc}", field="model") from exc
         if is_pickle_path(path):
-            require_pickle_consent(path, allow_pickle=allow_pickle, adapter=self.name)
-            joblib = import_extra("joblib", extra=EXTRA)
-            try:
-                model = joblib.load(path)
-            except Exception as exc:  # unpickling raises anything the payload chooses
-                raise PackagingError(f"lightgbm: cannot load {path.name}: {exc}", field="model") from exc
+            model = load_pickled(path, allow_pickle=allow_pickle, adapter=self.name, extra=EXTRA)
             if not self.detects(model):
                 raise PackagingError(f"lightgbm: {path.name} holds a {type(model).__name__}, not a LightGBM model")
             return model
@@ -108,19 +103,13 @@ class LightGBMAdapter:
         except Exception as exc:  # onnxmltools raises RuntimeError, ValueError, NotImplementedError
             raise PackagingError(f"lightgbm: onnxmltools cannot convert {type(model).__name__}: {exc}") from exc
         _dynamic_batch_outputs(onx)
-        outputs = [o.name for o in onx.graph.output]
-        labels = _labels(model) if classifier else None
-        if classifier:
-            notes = f"outputs {outputs}: {LABEL_OUTPUT} = predicted class, {PROBA_OUTPUT} = one column per label"
-        else:
-            notes = f"outputs {outputs}: {REGRESSION_OUTPUT} = predictions"
         framework = FrameworkInfo(
             name=self.name,
             version=lgb.__version__,
             converter="onnxmltools",
             converter_version=onnxmltools.__version__,
         )
-        return ExportResult(onnx_bytes=onx.SerializeToString(), framework=framework, labels=labels, notes=notes)
+        return tabular_result(onx, framework, classifier=classifier, labels=_labels(model) if classifier else None)
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """LightGBM's own predictions keyed like the ONNX outputs (Booster outputs expanded to match)."""

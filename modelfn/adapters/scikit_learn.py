@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelfn.adapters._tabular import LABEL_OUTPUT, PROBA_OUTPUT, REGRESSION_OUTPUT, tabular_result
 from modelfn.adapters.base import (
     ExportResult,
     SampleInput,
     class_from,
     import_extra,
-    require_pickle_consent,
+    load_pickled,
     single_array,
 )
 from modelfn.errors import PackagingError
@@ -29,7 +30,6 @@ SKOPS_SUFFIX = ".skops"
 DEFAULT_INPUT_NAME = "input"
 DEFAULT_OPSET = 17
 DEFAULT_ML_OPSET = 3
-LABEL_OUTPUT, PROBA_OUTPUT, REGRESSION_OUTPUT = "label", "probabilities", "variable"
 TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.")
 """Types a ``.skops`` file may reference beyond skops' own defaults."""
 
@@ -52,12 +52,7 @@ class SklearnAdapter:
         if suffix == SKOPS_SUFFIX:
             return _load_skops(path)
         if suffix in _PICKLE:
-            require_pickle_consent(path, allow_pickle=allow_pickle, adapter=self.name)
-            joblib = import_extra("joblib", extra="sklearn")
-            try:
-                return joblib.load(path)
-            except Exception as exc:  # unpickling raises anything the payload chooses
-                raise PackagingError(f"sklearn: cannot load {path.name}: {exc}") from exc
+            return load_pickled(path, allow_pickle=allow_pickle, adapter=self.name, extra="sklearn")
         raise PackagingError(
             f"sklearn: cannot load {path.name}; expected {SKOPS_SUFFIX} or (with allow_pickle) {', '.join(_PICKLE)}"
         )
@@ -88,19 +83,18 @@ class SklearnAdapter:
             )
         except Exception as exc:  # skl2onnx raises RuntimeError, NameError, its own Missing* errors
             raise PackagingError(f"sklearn: skl2onnx cannot convert {type(model).__name__}: {exc}") from exc
-        outputs = [o.name for o in onx.graph.output]
-        labels = np.asarray(model.classes_).tolist() if classifier and hasattr(model, "classes_") else None
-        if classifier:
-            notes = f"outputs {outputs}: {LABEL_OUTPUT} = predicted class, {PROBA_OUTPUT} = one column per label"
-        else:
-            notes = f"outputs {outputs}: {REGRESSION_OUTPUT} = predictions"
         framework = FrameworkInfo(
             name=self.name,
             version=sklearn.__version__,
             converter="skl2onnx",
             converter_version=skl2onnx.__version__,
         )
-        return ExportResult(onnx_bytes=onx.SerializeToString(), framework=framework, labels=labels, notes=notes)
+        return tabular_result(
+            onx,
+            framework,
+            classifier=classifier,
+            labels=np.asarray(model.classes_).tolist() if classifier and hasattr(model, "classes_") else None,
+        )
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """``predict`` (+ ``predict_proba``) keyed like the ONNX outputs."""

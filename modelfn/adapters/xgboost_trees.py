@@ -15,13 +15,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelfn.adapters._tabular import LABEL_OUTPUT, PROBA_OUTPUT, REGRESSION_OUTPUT, tabular_result
 from modelfn.adapters.base import (
     ExportResult,
     SampleInput,
     class_from,
     import_extra,
     is_pickle_path,
-    require_pickle_consent,
+    load_pickled,
     single_array,
 )
 from modelfn.errors import PackagingError
@@ -36,7 +37,6 @@ DEFAULT_INPUT_NAME = "input"
 DEFAULT_OPSET = 15
 MAX_OPSET = 15
 """onnxmltools' tree converters support the default domain up to opset 15 (ai.onnx.ml 1)."""
-LABEL_OUTPUT, PROBA_OUTPUT, REGRESSION_OUTPUT = "label", "probabilities", "variable"
 CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob", "multi:softmax")
 UNSUPPORTED_OBJECTIVES = ("reg:logistic", "binary:logitraw", "binary:hinge")
 """Objectives onnxmltools maps to a different function than XGBoost computes."""
@@ -73,12 +73,7 @@ class XGBoostAdapter:
             except xgb.core.XGBoostError as exc:
                 raise PackagingError(f"xgboost: cannot load {path.name}: {exc}", field="model") from exc
         if is_pickle_path(path):
-            require_pickle_consent(path, allow_pickle=allow_pickle, adapter=self.name)
-            joblib = import_extra("joblib", extra=EXTRA)
-            try:
-                model = joblib.load(path)
-            except Exception as exc:  # unpickling raises anything the payload chooses
-                raise PackagingError(f"xgboost: cannot load {path.name}: {exc}", field="model") from exc
+            model = load_pickled(path, allow_pickle=allow_pickle, adapter=self.name, extra=EXTRA)
             if not self.detects(model):
                 raise PackagingError(f"xgboost: {path.name} holds a {type(model).__name__}, not an XGBoost model")
             return model
@@ -116,19 +111,13 @@ class XGBoostAdapter:
             raise PackagingError(f"xgboost: onnxmltools cannot convert {type(model).__name__}: {exc}") from exc
         if objective == "multi:softmax":
             _softmax_scores(onx)
-        outputs = [o.name for o in onx.graph.output]
-        labels = _labels(model) if classifier else None
-        if classifier:
-            notes = f"outputs {outputs}: {LABEL_OUTPUT} = predicted class, {PROBA_OUTPUT} = one column per label"
-        else:
-            notes = f"outputs {outputs}: {REGRESSION_OUTPUT} = predictions"
         framework = FrameworkInfo(
             name=self.name,
             version=xgb.__version__,
             converter="onnxmltools",
             converter_version=onnxmltools.__version__,
         )
-        return ExportResult(onnx_bytes=onx.SerializeToString(), framework=framework, labels=labels, notes=notes)
+        return tabular_result(onx, framework, classifier=classifier, labels=_labels(model) if classifier else None)
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """XGBoost's own predictions keyed like the ONNX outputs (Booster outputs expanded to match)."""

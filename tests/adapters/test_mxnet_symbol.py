@@ -357,3 +357,24 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.framework
+@pytest.mark.slow
+def test_cli_with_params_and_python_flags(mxnet_python: Path, mxnet_models: Path, tmp_path: Path) -> None:
+    # GIVEN the symbol and an explicit params file (epoch 0, not the newest)
+    from typer.testing import CliRunner
+
+    from modelfn.cli import app
+
+    gluon = mxnet_models / "gluon"
+    params = sorted(gluon.glob("tiny-*.params"))[0]
+    np.save(tmp_path / "x.npy", np.load(mxnet_models / "x.npy"))
+    # WHEN packaged with the command the README documents
+    result = CliRunner().invoke(app, [
+        "package", str(gluon / "tiny-symbol.json"), "--params", str(params), "--framework", "mxnet",
+        "--python", str(mxnet_python), "--sample", str(tmp_path / "x.npy"), "--out", str(tmp_path / "b"), "-n", "tiny",
+    ])  # fmt: skip
+    # THEN it packages through the MXNet interpreter with a parity report
+    assert result.exit_code == 0, result.output
+    assert "packaged tiny v1 (mxnet)" in result.output and "parity on" in result.output

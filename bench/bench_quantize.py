@@ -177,7 +177,7 @@ def measure(name: str, data: bytes, input_name: str, x: Array, native: dict[str,
                 "size": report.size_after,
                 "p50_ms_b1": p50_ms(result.onnx_bytes, feeds[1]),
                 "p50_ms_b32": p50_ms(result.onnx_bytes, feeds[32]),
-                "report": report.model_dump(mode="json"),
+                "report": report.to_builtins(),
             }
         )
     return rows

@@ -2,7 +2,7 @@
 
 Runs inside another Python (started by ``convert_in_interpreter`` with this source tree on
 ``sys.path``), so it imports as little of modelfn as it can: the registry, the chosen adapter and
-``modelfn.adapters.base`` — numpy and pydantic, never onnxruntime or the serving stack. Everything
+``modelfn.adapters.base`` — numpy and msgspec, never onnxruntime or the serving stack. Everything
 it hands back is plain data: ``model.onnx``, ``native.npz`` and ``result.json`` (or ``error.json``).
 """
 
@@ -62,7 +62,7 @@ def _convert(work: Path) -> None:
     ]
     out = {
         "adapter": adapter.name,
-        "framework": result.framework.model_dump(mode="json"),
+        "framework": result.framework.to_builtins(),
         "labels": _plain_labels(result.labels),
         "notes": result.notes,
         "native": native_layout,

@@ -7,7 +7,7 @@ the other interpreter (``modelfn._convert_worker``), and take back only plain da
 native outputs as ``.npz`` (read with ``allow_pickle=False``) and a JSON result. Schema, guard and
 parity checks then run here, in modelfn's own environment, as for an in-process conversion.
 
-The other interpreter needs Python >= 3.10, numpy, pydantic (``FrameworkInfo``) and the
+The other interpreter needs Python >= 3.10, numpy, msgspec (``FrameworkInfo``) and the
 framework; it imports modelfn from this source tree, never from its own site-packages.
 """
 
@@ -172,7 +172,7 @@ def _read_result(work: Path, sample: SampleInput | None) -> Converted:
     if not isinstance(data, dict) or not onnx_path.is_file():
         raise PackagingError(f"converter interpreter left no {RESULT_FILE}/{ONNX_FILE}; see its output above")
     try:
-        framework = FrameworkInfo.model_validate(data["framework"])
+        framework = FrameworkInfo.from_builtins(data["framework"])
         labels = data.get("labels")
         notes = data.get("notes")
         if labels is not None and not (isinstance(labels, list) and all(isinstance(v, str | int) for v in labels)):
@@ -187,7 +187,7 @@ def _read_result(work: Path, sample: SampleInput | None) -> Converted:
             sample = _read_arrays(work / USED_SAMPLE_FILE, used) if used is not None else None
         adapter_name = str(data["adapter"])
         relayed = [(str(w["category"]), str(w["message"])) for w in data.get("warnings", [])]
-    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+    except (KeyError, TypeError, ValueError) as exc:  # from_builtins raises ValueError
         raise PackagingError(f"converter interpreter returned an unusable {RESULT_FILE}: {exc}") from exc
     if sample is None:
         raise PackagingError("converter interpreter returned no sample for the parity check", field="sample")

@@ -4,7 +4,7 @@
 #
 # MXNet 1.9.1 (the last release) needs numpy<1.24 and onnx<1.16, which cannot share modelfn's own
 # environment. The worker that runs inside it imports only modelfn.adapters.base and the MXNet
-# adapter, which need numpy + pydantic (FrameworkInfo); onnxruntime is not needed there.
+# adapter, which need numpy + msgspec (FrameworkInfo); onnxruntime is not needed there.
 #
 # Usage: scripts/mxnet-env.sh DIR        (idempotent: does nothing when DIR/bin/python imports mxnet)
 set -euo pipefail
@@ -16,10 +16,10 @@ PACKAGES=(
   "numpy>=1.23.2,<1.24"   # 1.23.2 is the first with Python 3.11 wheels; mxnet uses np.bool etc. removed in 1.24
   "onnx>=1.14,<1.16"      # mxnet.onnx.export_model uses onnx.mapping, gone in 1.16
   "protobuf>=3.20.2,<5"   # what onnx 1.14/1.15 was built against
-  "pydantic>=2,<3"        # modelfn.bundle.manifest.FrameworkInfo, built by the adapter in the worker
+  "msgspec>=0.18"         # modelfn.bundle.manifest.FrameworkInfo, built by the adapter in the worker
 )
 
-if [ -x "$DIR/bin/python" ] && "$DIR/bin/python" -c "import mxnet" >/dev/null 2>&1; then
+if [ -x "$DIR/bin/python" ] && "$DIR/bin/python" -c "import mxnet, msgspec" >/dev/null 2>&1; then
   echo "mxnet-env: $DIR already has mxnet $("$DIR/bin/python" -c 'import mxnet; print(mxnet.__version__)')"
   exit 0
 fi

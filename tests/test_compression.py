@@ -86,7 +86,7 @@ def test_quantized_mlp_shrinks_keeps_its_answers_and_serves(
     assert set(inspect_onnx(result.onnx_bytes).opsets) <= {"ai.onnx", "ai.onnx.ml"}
     # AND a bundle carrying the int8 model and the report signs, pushes, loads and serves over HTTP
     (out / "model.onnx").write_bytes(result.onnx_bytes)
-    (out / "manifest.json").write_bytes(manifest.model_copy(update={"compression": report}).to_json())
+    (out / "manifest.json").write_bytes(manifest.replace(compression=report).to_json())
     assert Manifest.from_json((out / "manifest.json").read_bytes()).compression == report
     client = serve(publish(out, str(tmp_path / "store"), signing_key).settings)
     try:

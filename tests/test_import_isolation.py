@@ -12,9 +12,11 @@ import sys
 
 import pytest
 
+from tests.fixtures.bundles import Published
+
 BUILD_TIME = ("torch", "sklearn", "tensorflow", "keras", "skl2onnx", "onnxmltools", "tf2onnx", "pyspark",
               "xgboost", "lightgbm", "onnx", "pandas", "modelfn.adapters", "modelfn.packaging")  # fmt: skip
-SLOW_FRAMEWORK = ("fastapi", "starlette", "uvicorn", "typer")
+SLOW_FRAMEWORK = ("fastapi", "starlette", "uvicorn", "typer", "pydantic")
 
 
 def _modules_after(code: str, env: dict[str, str] | None = None) -> set[str]:
@@ -44,11 +46,18 @@ def test_run_time_entry_points_import_no_build_time_code(entry: str, tmp_path: o
     assert _loaded(modules, BUILD_TIME) == []
 
 
-def test_lambda_handler_keeps_fastapi_off_the_inference_path(tmp_path: object) -> None:
+def test_lambda_handler_keeps_fastapi_and_pydantic_off_the_inference_path(local_published: Published) -> None:
     import os
 
-    env = {**os.environ, "MODELFN_STORE_URL": str(tmp_path), "MODELFN_MODEL_NAME": "absent"}
-    modules = _modules_after("import modelfn.handlers.http", env)
+    # GIVEN a real signed model: the import verifies and loads it, then one request is served
+    code = (
+        "import modelfn.handlers.http as h\n"
+        "from modelfn.invoke import LocalLambdaContext, http_api_event\n"
+        "r = h.handler(http_api_event(b'{\"instances\": [[1, 2, 3, 4]]}'), LocalLambdaContext())\n"
+        "assert r['statusCode'] == 200, r"
+    )
+    modules = _modules_after(code, {**os.environ, **local_published.env})
+    # THEN neither FastAPI's stack nor pydantic was imported on the way
     assert _loaded(modules, SLOW_FRAMEWORK) == []
 
 

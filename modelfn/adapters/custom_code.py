@@ -20,8 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import ValidationError
-
 from modelfn import __version__
 from modelfn.adapters.base import ExportResult, SampleInput
 from modelfn.bundle.layout import MANIFEST_FILE, PICKLE_EXTENSIONS, PYTHON_ARTIFACT, SIGNATURE_FILE
@@ -177,7 +175,7 @@ class CustomCodeAdapter:
             raise PackagingError(f"custom: the served path fails on the sample: {exc.message}") from exc
         declared = {spec.name: native[spec.name] for spec in outputs}
         parity = compare(declared, answer, atol=atol, rtol=rtol, samples=_rows(feeds))
-        manifest = manifest.model_copy(update={"parity": parity})
+        manifest = manifest.replace(parity=parity)
         _check_out_dir(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         for file_name, blob in sorted(files.items()):
@@ -267,8 +265,8 @@ def _parse_schema(raw: Mapping[str, Any], where: str) -> _Schema:
     specs: dict[str, list[TensorSpec] | None] = {}
     for key in ("inputs", "outputs"):
         try:
-            specs[key] = [TensorSpec.model_validate(item) for item in raw[key]] if key in raw else None
-        except (ValidationError, TypeError) as exc:
+            specs[key] = [TensorSpec.from_builtins(item) for item in raw[key]] if key in raw else None
+        except (ValueError, TypeError) as exc:
             raise PackagingError(f"custom: {where}: invalid {key}: {exc}", field="schema") from exc
         if specs[key] == []:
             raise PackagingError(f"custom: {where}: {key} must not be empty", field="schema")
@@ -307,8 +305,8 @@ def _infer_specs(arrays: Mapping[str, Any], *, rows: int | None = None) -> list[
         if shape and (rows is None or shape[0] == rows):
             shape[0] = -1
         try:
-            specs.append(TensorSpec(name=name, dtype=dtype, shape=shape))  # type: ignore[arg-type]
-        except ValidationError as exc:
+            specs.append(TensorSpec.from_builtins({"name": name, "dtype": dtype, "shape": shape}))
+        except ValueError as exc:
             raise PackagingError(f"custom: {name!r} has dtype {array.dtype}, not a manifest dtype", field=name) from exc
     return specs
 

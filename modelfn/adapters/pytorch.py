@@ -139,7 +139,10 @@ class PyTorchAdapter:
         with eval_mode(model):
             exported = export_onnx(model, call, exporter=self.exporter)
         framework = FrameworkInfo(
-            name=self.name, version=torch.__version__, converter=exported.converter, converter_version=torch.__version__
+            name=self.name,
+            version=str(torch.__version__),
+            converter=exported.converter,
+            converter_version=str(torch.__version__),
         )
         return ExportResult(
             onnx_bytes=exported.onnx_bytes, framework=framework, labels=self.labels, notes=_notes(call, exported)

@@ -234,7 +234,7 @@ def test_warm_up_uses_the_module_hook_and_reports_failures() -> None:
 
 def test_only_python_manifests_with_their_module_are_accepted() -> None:
     # GIVEN an ONNX manifest, and a python manifest whose module is not among the files
-    onnx_manifest = _manifest().model_copy(update={"runtime": "onnx", "artifact": "model.onnx"})
+    onnx_manifest = _manifest().replace(runtime="onnx", artifact="model.onnx")
     # WHEN / THEN both are refused before anything runs
     with pytest.raises(UnsafeBundleError, match="not a custom-code bundle"):
         PythonModel(_files(), onnx_manifest)

@@ -9,9 +9,7 @@ run-time path must not pay for pydantic-settings. No other module reads ``os.env
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -131,6 +129,9 @@ def _split_list(text: str) -> tuple[str, ...]:
 
 
 def _read_settings_file(path: Path) -> dict[str, Any]:
+    import json  # only when a settings file is used: keeps the function's cold path lean
+    import tomllib
+
     try:
         raw = path.read_bytes()
     except OSError as exc:

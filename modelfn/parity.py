@@ -148,8 +148,13 @@ def to_feeds(sample: Any, inputs: Sequence[TensorSpec]) -> dict[str, Array]:
         raw = dict(sample)
     elif len(inputs) == 1:
         raw = {names[0]: sample}
+    elif isinstance(sample, tuple | list) and len(sample) == len(inputs):
+        raw = dict(zip(names, sample, strict=True))  # positional, in the model's input order
     else:
-        raise PackagingError(f"the model takes {len(inputs)} inputs {names}: pass the sample as a dict", field="sample")
+        raise PackagingError(
+            f"the model takes {len(inputs)} inputs {names}: pass the sample as a dict by name or a tuple in that order",
+            field="sample",
+        )
     feeds: dict[str, Array] = {}
     for spec in inputs:
         array = np.asarray(raw[spec.name], dtype=object if spec.dtype == "string" else None)

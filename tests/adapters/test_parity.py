@@ -134,3 +134,11 @@ def test_classifier_scores_record_top1_agreement() -> None:
     assert report.label_agreement == 0.5
     # AND without the classifier flag (a regressor with two targets) no agreement is claimed
     assert compare(native, onnx, atol=1e-4, rtol=1e-3, samples=2).label_agreement is None
+
+
+def test_tuple_sample_maps_to_inputs_in_order() -> None:
+    inputs = [TensorSpec(name="a", dtype="float32", shape=[-1, 2]), TensorSpec(name="b", dtype="int64", shape=[-1])]
+    feeds = to_feeds((np.ones((3, 2)), np.arange(3)), inputs)
+    assert list(feeds) == ["a", "b"] and feeds["a"].dtype == np.float32 and feeds["b"].dtype == np.int64
+    with pytest.raises(PackagingError, match="tuple in that order"):
+        to_feeds((np.ones((3, 2)),), inputs)

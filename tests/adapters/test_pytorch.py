@@ -204,6 +204,17 @@ def test_tuple_sample_and_name_options(tmp_path: Path) -> None:
     assert [t.name for t in schema.outputs] == ["s", "b"] and report.max_abs_diff <= 1e-5
 
 
+def test_tuple_sample_through_package(tmp_path: Path) -> None:
+    # GIVEN a two-input model and a positional sample
+    model = _seeded(TwoInputs()).eval()
+    sample = (_features(3), np.ones((3, 2), dtype=np.float32))
+    # WHEN packaged through the public API
+    manifest = package(model, sample, tmp_path / "b", name="two")
+    # THEN the tuple maps to the forward arguments in order and parity holds
+    assert [t.name for t in manifest.inputs] == ["features", "context"]
+    assert manifest.parity is not None and manifest.parity.samples == 3 and manifest.parity.max_abs_diff <= 1e-5
+
+
 def test_safetensors_with_class_path_round_trip(tmp_path: Path, signing_key: SigningKey) -> None:
     from safetensors.torch import save_file
 

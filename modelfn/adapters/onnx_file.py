@@ -49,14 +49,22 @@ class OnnxFileAdapter:
         return type(model).__name__ == "ModelProto" and class_from(model, "onnx")
 
     def load(self, path: Path, *, allow_pickle: bool) -> Any:
-        """Parse the file's bytes (never following external-data references); refuse external data."""
+        """Parse the file's bytes; weights kept in external-data files beside it are inlined.
+
+        A bundle holds one self-contained model.onnx, so external data is read here, at build time,
+        and only from regular files inside the model's own directory (no ``..``, absolute paths or
+        symlinks). Models over protobuf's 2 GB limit cannot be inlined and are refused.
+        """
         onnx = import_extra("onnx", extra="onnx")
         data = path.read_bytes()
-        _refuse_external_data(data, path.name)
+        locations = _external_locations(data, path.name)
         try:
-            return onnx.load_model_from_string(data)
+            model = onnx.load_model_from_string(data)
         except Exception as exc:  # protobuf raises DecodeError, onnx raises several kinds
             raise PackagingError(f"onnx: cannot parse {path.name} as an ONNX model: {exc}") from exc
+        if locations:
+            _inline_external_data(model, path, locations)
+        return model
 
     def export(self, model: Any, sample: SampleInput | None, *, opset: int | None) -> ExportResult:
         """Check (and optionally convert the opset of) the model; the bytes go into the bundle as they are."""
@@ -159,6 +167,56 @@ def _normal_domain(domain: str) -> str:
 
 def _default_opset(model: Any) -> int | None:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+MAX_INLINE_BYTES = 2**31 - 1
+"""protobuf's limit on one serialized message: larger models cannot be a single model.onnx."""
+
+
+def _external_locations(data: bytes, where: str) -> set[str]:
+    """External-data files the model names; each must be a plain relative name inside its directory."""
+    from modelfn.errors import UnsafeBundleError
+    from modelfn.runtime.onnx_guard import inspect_onnx, refuse_external_data
+
+    try:
+        facts = inspect_onnx(data, artifact=where)
+    except UnsafeBundleError as exc:
+        raise PackagingError(f"onnx: {exc.message}", field="model") from exc
+    for tensor, location in facts.external:
+        parts = location.replace("\\", "/").split("/")
+        if location.startswith(("/", "\\")) or ".." in parts or (len(location) > 1 and location[1] == ":"):
+            try:
+                refuse_external_data(facts, artifact=where)
+            except UnsafeBundleError as exc:
+                raise PackagingError(f"onnx: {exc.message}", field="model") from exc
+        if location == "<unnamed>":
+            raise PackagingError(f"onnx: {where}: tensor {tensor!r} is external but names no file", field="model")
+    return {location for _, location in facts.external}
+
+
+def _inline_external_data(model: Any, path: Path, locations: set[str]) -> None:
+    """Read the named files (regular files under the model's directory only) into the model."""
+    from onnx.external_data_helper import load_external_data_for_model
+
+    base = path.parent.resolve()
+    for location in sorted(locations):
+        target = path.parent / location
+        if target.is_symlink() or not target.is_file() or not target.resolve().is_relative_to(base):
+            raise PackagingError(
+                f"onnx: external data {location!r} of {path.name} must be a regular file inside {path.parent}"
+                " (no symlinks)",
+                field="model",
+            )
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:  # onnx raises ValueError / OSError for missing or unsafe locations
+        raise PackagingError(f"onnx: cannot read the external data of {path.name}: {exc}", field="model") from exc
+    if model.ByteSize() > MAX_INLINE_BYTES:
+        raise PackagingError(
+            f"onnx: {path.name} with its external data is over protobuf's 2 GB limit; such models cannot be one"
+            " self-contained model.onnx yet",
+            field="model",
+        )
 
 
 def _refuse_external_data(data: bytes, where: str) -> None:

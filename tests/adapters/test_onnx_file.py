@@ -14,6 +14,8 @@ from modelfn.adapters.registry import detect, get_adapter
 from modelfn.bundle.manifest import Manifest
 from modelfn.errors import PackagingError
 from modelfn.packaging import package
+from modelfn.parity import run_onnx
+from modelfn.runtime.onnx_guard import inspect_onnx
 from modelfn.runtime.onnx_session import OnnxModel
 from tests.fixtures.bundles import publish, serve
 from tests.fixtures.keys import SigningKey
@@ -61,19 +63,66 @@ def test_opset_is_converted_on_request(tiny_onnx_path: Path, tmp_path: Path) -> 
     assert manifest.parity is not None and manifest.parity.max_abs_diff == 0.0
 
 
-def test_external_data_is_refused(tmp_path: Path) -> None:
+def _save_external(tmp_path: Path, location: str) -> Path:
+    """The tiny model saved with its weights in a side file named ``location``."""
     import onnx
 
-    # GIVEN the tiny model saved with its weights in a side file
     path = tmp_path / "ext.onnx"
     proto = onnx.load_model_from_string(make_tiny_onnx())
-    onnx.save_model(proto, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    onnx.save_model(proto, str(path), save_as_external_data=True, location=location, size_threshold=0)
+    return path
+
+
+def test_external_data_beside_the_model_is_inlined(tmp_path: Path) -> None:
+    # GIVEN the tiny model saved with its weights in a side file
+    path = _save_external(tmp_path, "weights.bin")
+    assert (tmp_path / "weights.bin").stat().st_size > 0
     # WHEN it is packaged
-    with pytest.raises(PackagingError) as info:
+    manifest = package(path, None, tmp_path / "b", name="ext")
+    # THEN the bundle holds one self-contained model.onnx that the run-time guard accepts
+    bundled = (tmp_path / "b" / "model.onnx").read_bytes()
+    assert inspect_onnx(bundled).external == []
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["manifest.json", "model.onnx"]
+    assert manifest.parity is not None and manifest.parity.max_abs_diff == 0.0
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(run_onnx(bundled, {"x": x})["y"], tiny_onnx_expected(x), rtol=1e-6)
+
+
+def test_external_data_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    # GIVEN weights whose side file is a link to a file elsewhere
+    path = _save_external(tmp_path, "weights.bin")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "weights.bin").rename(elsewhere / "w.bin")
+    (tmp_path / "weights.bin").symlink_to(elsewhere / "w.bin")
+    # THEN packaging refuses it and writes nothing
+    with pytest.raises(PackagingError, match="no symlinks"):
         package(path, None, tmp_path / "b", name="ext")
-    # THEN the error names the tensor and the side file, and nothing is written
-    assert "'weights.bin'" in info.value.message and "self-contained" in info.value.message
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("location", "reason"), [("../w.bin", "outside the bundle"), ("/tmp/w.bin", "absolute")])
+def test_external_data_outside_the_model_directory_is_refused(tmp_path: Path, location: str, reason: str) -> None:
+    import onnx
+    from onnx import TensorProto
+    from onnx.external_data_helper import set_external_data
+
+    proto = onnx.load_model_from_string(make_tiny_onnx())
+    tensor = proto.graph.initializer[0]
+    set_external_data(tensor, location)
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(PackagingError, match=reason):
+        package(path, None, tmp_path / "b", name="ext")
+
+
+def test_missing_external_data_file_is_refused(tmp_path: Path) -> None:
+    path = _save_external(tmp_path, "weights.bin")
+    (tmp_path / "weights.bin").unlink()
+    with pytest.raises(PackagingError, match="weights.bin"):
+        package(path, None, tmp_path / "b", name="ext")
 
 
 def test_pickle_renamed_to_onnx_is_refused(tmp_path: Path) -> None:

@@ -121,7 +121,9 @@ def _start_server(settings: Any) -> tuple[Any, threading.Thread]:
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise ModelfnError(f"the server did not start on {settings.host}:{settings.port}")
+            raise ModelfnError(
+                f"the server did not start on {settings.host}:{settings.port} (port in use? try --port 0)"
+            )
         time.sleep(0.05)
     return server, thread
 

@@ -188,3 +188,12 @@ def test_package_in_a_converter_interpreter(tmp_path: Path, sklearn_classifier: 
               "--sample", str(tmp_path / "sample.npy"), "--allow-pickle", "--python", sys.executable)  # fmt: skip
     # THEN the bundle is packaged with a parity report from the native predictions made there
     assert "packaged iris v1 (sklearn)" in out and "label agreement 1.000" in out
+
+
+def test_console_script_without_the_cli_extra_says_what_to_install() -> None:
+    # GIVEN an interpreter where typer is not importable (a slim run-time install)
+    code = "import sys; sys.modules['typer'] = None\nfrom modelfn._entry import main\nmain()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # THEN the entry point exits 2 naming the extra instead of a traceback
+    assert done.returncode == 2
+    assert "pip install 'modelfn[cli]'" in done.stderr and "Traceback" not in done.stderr

@@ -42,22 +42,13 @@ def run_quickstart(*, home: Path, port: int, once: bool) -> None:
         diff = f"max abs diff {parity.max_abs_diff:.2g}" if parity else "no parity report"
         console.print(f"[bold]2/5 packaged[/] {MODEL_NAME} v{version} to ONNX ({diff} vs scikit-learn)")
 
-        public_key = _ensure_keys(key_dir)
-        from modelfn.signing.sign import KeyFileSigner, sign_bundle
+        from modelfn.local import publish_locally
 
-        sign_bundle(bundle, KeyFileSigner(key_dir / "signing.key"), name=MODEL_NAME, version=version)
-        console.print(f"[bold]3/5 signed[/] with {key_dir / 'signing.key'} (trust {public_key})")
+        published = publish_locally(bundle, store=store_dir, key_dir=key_dir)
+        console.print(f"[bold]3/5 signed[/] with {key_dir / 'signing.key'} (trust {published.trusted_keys[0]})")
+        console.print(f"[bold]4/5 pushed[/] to {store_dir}/{MODEL_NAME}/{version}/")
 
-        from modelfn.bundle.transfer import push_bundle
-
-        prefix = push_bundle(bundle, store, name=MODEL_NAME, version=version, progress=False)
-        console.print(f"[bold]4/5 pushed[/] to {store_dir}/{prefix}")
-
-    from modelfn.config import Settings
-
-    settings = Settings(
-        store_url=str(store_dir), model_name=MODEL_NAME, trusted_keys=(str(public_key),), port=port or _free_port()
-    )
+    settings = published.replace(port=port or _free_port())
     server, thread = _start_server(settings)
     try:
         base = f"http://{settings.host}:{settings.port}"
@@ -89,16 +80,6 @@ def _train() -> tuple[Any, Any]:
     features, labels = load_iris(return_X_y=True)
     features = features.astype(np.float32)
     return LogisticRegression(max_iter=500).fit(features, labels), features[::10]
-
-
-def _ensure_keys(key_dir: Path) -> Path:
-    from modelfn.signing.keys import write_keypair
-
-    public = key_dir / "signing.pub"
-    if not (key_dir / "signing.key").exists():
-        key_dir.mkdir(parents=True, exist_ok=True)
-        write_keypair(key_dir / "signing.key", public)
-    return public
 
 
 def _free_port() -> int:

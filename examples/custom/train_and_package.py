@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 import modelfn
+from modelfn.local import serve_once
 
 HERE = Path(__file__).resolve().parent
 LABELS = ["small", "medium", "large"]
@@ -59,6 +60,13 @@ def main() -> None:
     assert manifest.parity is not None
     print(f"packaged {manifest.name} v{manifest.version}: max abs diff {manifest.parity.max_abs_diff:.3g}")
     row = json.dumps([[round(float(v), 2) for v in sample[0]]])
+    # sign a copy with a scratch key, push it to a scratch store, and ask the served model (verified first)
+    print(
+        "served prediction:",
+        serve_once(
+            bundle, {"inputs": {"features": sample[:2].tolist()}, "return_labels": True}, allow_custom_code=True
+        ),
+    )
     print("next: sign, push and serve it (custom code is served only with MODELFN_ALLOW_CUSTOM_CODE=true)")
     print("  modelfn keygen")
     print(f"  modelfn sign {bundle}")

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.datasets import load_iris
 
 import modelfn
+from modelfn.local import serve_once
 
 
 def main(out: Path) -> None:
@@ -31,6 +32,8 @@ def main(out: Path) -> None:
     print(f"class labels: {manifest.labels}")
     if parity is not None:
         print(f"parity on {parity.samples} rows: max abs diff {parity.max_abs_diff:.3g}")
+    # sign a copy with a scratch key, push it to a scratch store, and ask the served model (verified first)
+    print("served prediction:", serve_once(out, {"instances": sample[:2].tolist()}))
     print("next steps:")
     print("  modelfn keygen --out .modelfn/keys")
     print(f"  modelfn sign {out} --key .modelfn/keys/signing.key")

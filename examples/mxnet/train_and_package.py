@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import modelfn
+from modelfn.local import serve_once
 
 TRAIN = Path(__file__).with_name("train.py")
 
@@ -43,6 +44,8 @@ def main(python: Path, out: Path) -> None:
         f"  modelfn package {symbol} --params {params} --framework mxnet --python {python}"
         f" -o {bundle} -n blobs-mxnet --sample {sample}"
     )
+    # sign a copy with a scratch key, push it to a scratch store, and ask the served model (verified first)
+    print("served prediction:", serve_once(bundle, {"instances": np.load(sample)[:2].tolist()}))
     print("next steps:")
     print("  modelfn keygen --out .modelfn/keys")
     print(f"  modelfn sign {bundle} --key .modelfn/keys/signing.key")

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 import modelfn
+from modelfn.local import serve_once
 
 
 class Classifier(torch.nn.Module):
@@ -54,6 +55,8 @@ def main(out: Path) -> None:
     print(f"packaged {manifest.name} v{manifest.version} -> {out / 'bundle'} ({manifest.framework.converter})")
     if parity is not None:
         print(f"parity on {parity.samples} rows: max abs diff {parity.max_abs_diff:.3g}")
+    # sign a copy with a scratch key, push it to a scratch store, and ask the served model (verified first)
+    print("served prediction:", serve_once(out / "bundle", {"inputs": {"features": sample[:2].tolist()}}))
     print("next steps:")
     print("  modelfn keygen --out .modelfn/keys")
     print(f"  modelfn sign {out / 'bundle'} --key .modelfn/keys/signing.key")

@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from sklearn.datasets import load_iris
 
 import modelfn
+from modelfn.local import serve_once
 
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -54,6 +55,11 @@ def main(out: Path) -> None:
     print(f"inputs: {[(t.name, t.shape) for t in manifest.inputs]}")
     if parity is not None:
         print(f"parity on {parity.samples} rows: max abs diff {parity.max_abs_diff:.3g}")
+    # sign a copy with a scratch key, push it to a scratch store, and ask the served model (verified first)
+    print(
+        "served prediction:",
+        serve_once(out, {"inputs": {name: column[:2].tolist() for name, column in sample.items()}}),
+    )
     print("next steps:")
     print("  modelfn keygen --out .modelfn/keys")
     print(f"  modelfn sign {out} --key .modelfn/keys/signing.key")

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 import modelfn
+from modelfn.local import serve_once
 
 LABELS = ["low", "mid", "high"]
 
@@ -45,6 +46,8 @@ def main(out: Path) -> None:
     )
     if parity is not None:
         print(f"parity vs Keras on {parity.samples} rows: max abs diff {parity.max_abs_diff:.2e}")
+    # sign a copy with a scratch key, push it to a scratch store, and ask the served model (verified first)
+    print("served prediction:", serve_once(out, {"instances": sample[:2].tolist(), "return_labels": True}))
     print("next:")
     print("  modelfn keygen")
     print(f"  modelfn sign {out} --key .modelfn/keys/signing.key")

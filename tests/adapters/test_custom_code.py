@@ -354,6 +354,7 @@ def test_example_trains_and_packages(tmp_path: Path) -> None:
     )
     # THEN it packages a python-runtime bundle with perfect parity and prints the serve steps
     assert result.returncode == 0, result.stderr
+    assert "served prediction: {'predictions'" in result.stdout  # signed, pushed, served
     assert "packaged blobs v1: max abs diff 0" in result.stdout and "MODELFN_ALLOW_CUSTOM_CODE=true" in result.stdout
     manifest = Manifest.from_json((tmp_path / "bundle" / "manifest.json").read_bytes())
     assert manifest.runtime == "python" and [t.name for t in manifest.outputs] == [

@@ -434,5 +434,6 @@ def test_example_script_packages(keras_mod: Any, tmp_path: Path) -> None:
     # THEN it writes a bundle and prints the next CLI steps
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]
+    assert "served prediction: {'predictions'" in result.stdout  # signed, pushed, served
     assert "modelfn sign" in result.stdout and "modelfn serve" in result.stdout
     assert Manifest.from_json((out / "manifest.json").read_bytes()).labels == ["low", "mid", "high"]

@@ -267,6 +267,7 @@ def test_example_trains_packages_and_prints_the_cli(mxnet_python: Path, tmp_path
     # THEN it packages a bundle and prints the commands to sign, push and serve it
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "work" / "bundle" / "model.onnx").is_file()
+    assert "served prediction: {'predictions'" in proc.stdout  # signed, pushed, served
     assert "modelfn sign" in proc.stdout and "modelfn push" in proc.stdout and "modelfn serve" in proc.stdout
 
 

@@ -457,6 +457,7 @@ def test_example_script_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert run.returncode == 0, run.stderr[-2000:]
     manifest = json.loads((tmp_path / "ex" / "bundle" / "manifest.json").read_text())
     assert manifest["framework"]["name"] == "torch" and manifest["parity"]["max_abs_diff"] <= 1e-5
+    assert "served prediction: {'predictions'" in run.stdout  # signed, pushed, served
     assert "modelfn sign" in run.stdout and "modelfn serve" in run.stdout
     assert (tmp_path / "ex" / "blobs.safetensors").is_file()
     # AND the weights file it wrote packages through the class path it prints

@@ -294,4 +294,5 @@ def test_example_runs(tmp_path: Path) -> None:
     # THEN it writes a bundle and prints the next CLI steps
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "bundle" / "model.onnx").is_file() and (tmp_path / "bundle" / "manifest.json").is_file()
+    assert "served prediction: {'predictions'" in result.stdout  # signed, pushed, served
     assert "modelfn sign" in result.stdout and "modelfn serve" in result.stdout

@@ -21,4 +21,12 @@ def run_server(settings: Settings) -> None:
     from modelfn.serving.state import ModelState
 
     state = ModelState.load(settings)
-    uvicorn.run(create_app(state), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    # Per-request access lines only at DEBUG: platforms (Knative, Cloud Run, ALB) log requests themselves,
+    # and writing one line per call costs more than the inference of a small model.
+    uvicorn.run(
+        create_app(state),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=settings.log_level.upper() == "DEBUG",
+    )

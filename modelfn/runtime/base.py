@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modelfn.errors import UnprocessableInput
 
 if TYPE_CHECKING:
+    import numpy as np
     import numpy.typing as npt
 
     from modelfn.bundle.manifest import Manifest, TensorSpec
@@ -44,8 +45,6 @@ def validate_feeds(feeds: Mapping[str, Any], specs: Mapping[str, TensorSpec]) ->
     """Names, dtypes and shapes checked against the schema (safe numeric casts applied); 422 on mismatch."""
     import numpy as np
 
-    from modelfn.runtime.onnx_session import _conform
-
     unknown = sorted(set(feeds) - set(specs))
     if unknown:
         raise UnprocessableInput(f"unknown input {unknown[0]!r}; this model takes {sorted(specs)}", field=unknown[0])
@@ -53,7 +52,7 @@ def validate_feeds(feeds: Mapping[str, Any], specs: Mapping[str, TensorSpec]) ->
     for name, spec in specs.items():
         if name not in feeds:
             raise UnprocessableInput(f"missing input {name!r}", field=name)
-        out[name] = _conform(np.asarray(feeds[name]) if spec.dtype != "string" else feeds[name], spec)
+        out[name] = conform(np.asarray(feeds[name]) if spec.dtype != "string" else feeds[name], spec)
     return out
 
 
@@ -64,3 +63,31 @@ def check_output_names(wanted: Sequence[str] | None, available: Sequence[str]) -
         if name not in available:
             raise UnprocessableInput(f"unknown output {name!r}; outputs are {list(available)}", field=name)
     return names
+
+
+def numpy_dtype(name: str) -> Any:
+    """The numpy dtype of a manifest dtype name (strings as object arrays)."""
+    import numpy as np
+
+    return np.dtype(object) if name == "string" else np.dtype(name)
+
+
+def conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, Any]:
+    """``array`` cast to the spec's dtype when that is safe, with a fitting shape; 422 naming the input otherwise."""
+    import numpy as np
+
+    target = numpy_dtype(spec.dtype)
+    if array.dtype != target:
+        same_kind = np.can_cast(array.dtype, target, casting="same_kind")
+        int_to_float = array.dtype.kind in "iub" and target.kind == "f"
+        if not (same_kind or int_to_float) or array.dtype.kind == "O":
+            raise UnprocessableInput(
+                f"input {spec.name!r} has dtype {array.dtype}, expected {spec.dtype}", field=spec.name
+            )
+        array = array.astype(target)
+    if not spec.is_compatible(array.shape):
+        shown = ["?" if d == -1 else d for d in spec.shape]
+        raise UnprocessableInput(
+            f"input {spec.name!r} has shape {list(array.shape)}, expected {shown}", field=spec.name
+        )
+    return array

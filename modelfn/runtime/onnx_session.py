@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelfn.errors import UnprocessableInput, UnsafeBundleError
+from modelfn.errors import UnsafeBundleError
+from modelfn.runtime.base import check_output_names, numpy_dtype, validate_feeds
 from modelfn.runtime.onnx_guard import inspect_onnx, refuse_external_data
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
 
-    from modelfn.bundle.manifest import Manifest, TensorSpec
+    from modelfn.bundle.manifest import Manifest
 
 # onnxruntime type strings -> numpy / manifest dtype names
 ORT_DTYPES: dict[str, str] = {
@@ -85,26 +85,11 @@ class OnnxModel:
 
     def validate(self, feeds: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
         """Check names, dtypes and shapes against the schema; cast safe numeric inputs. 4xx on mismatch."""
-        import numpy as np
-
-        unknown = sorted(set(feeds) - set(self._input_specs))
-        if unknown:
-            raise UnprocessableInput(
-                f"unknown input {unknown[0]!r}; this model takes {sorted(self._input_specs)}", field=unknown[0]
-            )
-        out: dict[str, npt.NDArray[Any]] = {}
-        for name, spec in self._input_specs.items():
-            if name not in feeds:
-                raise UnprocessableInput(f"missing input {name!r}", field=name)
-            out[name] = _conform(np.asarray(feeds[name]) if spec.dtype != "string" else feeds[name], spec)
-        return out
+        return validate_feeds(feeds, self._input_specs)
 
     def predict(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, npt.NDArray[Any]]:
         """Validate then run; returns every (or the requested) output by name."""
-        wanted = list(outputs) if outputs else self.output_names
-        for name in wanted:
-            if name not in self.output_names:
-                raise UnprocessableInput(f"unknown output {name!r}; outputs are {self.output_names}", field=name)
+        wanted = check_output_names(outputs, self.output_names)
         results = self._session.run(wanted, self.validate(feeds))
         return dict(zip(wanted, results, strict=True))
 
@@ -113,33 +98,7 @@ class OnnxModel:
         import numpy as np
 
         feeds = {
-            s.name: np.zeros([d if d > 0 else 1 for d in s.shape], dtype=_numpy_dtype(s.dtype))
+            s.name: np.zeros([d if d > 0 else 1 for d in s.shape], dtype=numpy_dtype(s.dtype))
             for s in self.manifest.inputs
         }
         self._session.run(None, feeds)
-
-
-def _numpy_dtype(name: str) -> Any:
-    import numpy as np
-
-    return np.dtype(object) if name == "string" else np.dtype(name)
-
-
-def _conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, Any]:
-    import numpy as np
-
-    target = _numpy_dtype(spec.dtype)
-    if array.dtype != target:
-        same_kind = np.can_cast(array.dtype, target, casting="same_kind")
-        int_to_float = array.dtype.kind in "iub" and target.kind == "f"
-        if not (same_kind or int_to_float) or array.dtype.kind == "O":
-            raise UnprocessableInput(
-                f"input {spec.name!r} has dtype {array.dtype}, expected {spec.dtype}", field=spec.name
-            )
-        array = array.astype(target)
-    if not spec.is_compatible(array.shape):
-        shown = ["?" if d == -1 else d for d in spec.shape]
-        raise UnprocessableInput(
-            f"input {spec.name!r} has shape {list(array.shape)}, expected {shown}", field=spec.name
-        )
-    return array

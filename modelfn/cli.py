@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelfn.commands._options import (
+    ConfigOpt,
+    CustomCodeOpt,
+    ModelOpt,
+    StoreOpt,
+    TrustOpt,
+    VersionOpt,
+)
+from modelfn.commands._options import fail as _fail
+from modelfn.commands._options import load_settings as _settings
 from modelfn.errors import ModelfnError
 
 if TYPE_CHECKING:
     from modelfn.bundle.manifest import Manifest
-    from modelfn.config import Settings
 
 app = typer.Typer(
     name="modelfn",
@@ -25,40 +34,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", help="Store: a path, file://… or s3://bucket/prefix [env MODELFN_STORE_URL]"),
-]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name in the store [env MODELFN_MODEL_NAME]")]
-VersionOpt = Annotated[
-    str | None, typer.Option("--version", "-v", help="Integer version or 'latest' [env MODELFN_MODEL_VERSION]")
-]
-TrustOpt = Annotated[
-    list[str] | None,
-    typer.Option("--trust", help="Trusted public key (PEM path); repeat for several [env MODELFN_TRUSTED_KEYS]"),
-]
-CustomCodeOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--allow-custom-code/--no-custom-code",
-        help="Serve bundles carrying Python code (trusted signers only) [env MODELFN_ALLOW_CUSTOM_CODE]",
-    ),
-]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (TOML or JSON) [env MODELFN_CONFIG]")]
-
-
-def _settings(config: Path | None = None, trust: list[str] | None = None, **explicit: Any) -> Settings:
-    from modelfn.config import Settings
-
-    if trust:
-        explicit["trusted_keys"] = tuple(trust)
-    return Settings.load(config_file=str(config) if config else None, **explicit)
-
-
-def _fail(exc: ModelfnError) -> typer.Exit:
-    typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=2)
 
 
 @app.command()
@@ -241,7 +216,7 @@ def push(
 ) -> None:
     """Upload a signed bundle to the store as <name>/<version>/ (signature last; versions are immutable)."""
     from modelfn.bundle.manifest import Manifest
-    from modelfn.bundle.transfer import push_bundle
+    from modelfn.repository.transfer import push_bundle
     from modelfn.store.registry import store_for
 
     try:
@@ -263,8 +238,8 @@ def pull(
     config: ConfigOpt = None,
 ) -> None:
     """Download a bundle from the store (verify it afterwards with `modelfn verify`)."""
-    from modelfn.bundle.transfer import pull_bundle
-    from modelfn.bundle.versions import resolve_version
+    from modelfn.repository.transfer import pull_bundle
+    from modelfn.repository.versions import resolve_version
     from modelfn.store.registry import store_for
 
     try:
@@ -343,6 +318,10 @@ def quickstart(
         run_quickstart(home=home, port=port, once=once)
     except ModelfnError as exc:
         raise _fail(exc) from exc
+
+
+# Commands that live in modelfn.commands (one module each): registered here, in help order.
+# app.command("name")(module.function)
 
 
 def main() -> None:

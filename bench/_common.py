@@ -41,8 +41,8 @@ def ensure_models(names: list[str]) -> None:
 
 def publish_onnx(name: str, store_url: str, key_dir: Path) -> dict[str, str]:
     """Package + sign + push ``MODELS/<name>.onnx``; return the MODELFN_* env that serves it."""
-    from modelfn.bundle.transfer import push_bundle
     from modelfn.packaging import package
+    from modelfn.repository.transfer import push_bundle
     from modelfn.signing.keys import write_keypair
     from modelfn.signing.sign import KeyFileSigner, sign_bundle
     from modelfn.store.registry import store_for

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from modelfn._version import __version__
+
+__all__ = ["__version__", "package"]
 
 if TYPE_CHECKING:
     from modelfn.bundle.manifest import Manifest

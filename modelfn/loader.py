@@ -76,7 +76,7 @@ def load_bundle(settings: Settings) -> LoadedBundle:
 def fetch_verified(settings: Settings) -> VerifiedBundle:
     """Everything up to (not including) the runtime: resolve the version, verify, fetch and hash."""
     from modelfn.bundle.manifest import Manifest
-    from modelfn.bundle.versions import resolve_listing
+    from modelfn.repository.versions import resolve_listing
     from modelfn.signing.keys import TrustSet
     from modelfn.signing.verify import VerifyPolicy, check_file_set, verify_signature
     from modelfn.store.registry import store_for

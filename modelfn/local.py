@@ -31,8 +31,8 @@ def ensure_keys(key_dir: Path) -> Path:
 def publish_locally(bundle_dir: Path, *, store: Path, key_dir: Path, allow_custom_code: bool = False) -> Settings:
     """Sign a copy of ``bundle_dir`` with the local key, push it to ``store``; return settings that serve it."""
     from modelfn.bundle.manifest import Manifest
-    from modelfn.bundle.transfer import push_bundle
     from modelfn.config import Settings
+    from modelfn.repository.transfer import push_bundle
     from modelfn.signing.sign import KeyFileSigner, sign_bundle
     from modelfn.store.registry import store_for
 

@@ -72,7 +72,7 @@ def package(
     the manifest's ``compression`` report says how far they moved the outputs, and packaging is
     refused when label agreement on the sample falls below ``min_agreement``.
     """
-    from modelfn import __version__
+    from modelfn._version import __version__
     from modelfn.adapters.base import BundleWriter
     from modelfn.adapters.registry import detect, get_adapter
     from modelfn.bundle.manifest import Manifest

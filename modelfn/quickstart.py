@@ -29,8 +29,8 @@ def run_quickstart(*, home: Path, port: int, once: bool) -> None:
     model, sample = _train()
     console.print(f"[bold]1/5 trained[/] LogisticRegression on iris ({sample.shape[1]} features, 3 classes)")
 
-    from modelfn.bundle.versions import next_version
     from modelfn.packaging import package
+    from modelfn.repository.versions import next_version
     from modelfn.store.registry import store_for
 
     store = store_for(str(store_dir))

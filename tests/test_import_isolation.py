@@ -6,12 +6,15 @@ timings here: import cost is measured in bench/bench_imports.py.
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import modelfn
 from tests.fixtures.bundles import Published
 
 BUILD_TIME = ("torch", "sklearn", "tensorflow", "keras", "skl2onnx", "onnxmltools", "tf2onnx", "pyspark",
@@ -64,3 +67,41 @@ def test_lambda_handler_keeps_fastapi_and_pydantic_off_the_inference_path(local_
 def test_cli_help_imports_no_runtime_or_framework() -> None:
     modules = _modules_after("import modelfn.cli")
     assert _loaded(modules, (*BUILD_TIME, "onnxruntime", "boto3", "fastapi")) == []
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports, at any depth (lazy imports inside functions included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("bundle", ("modelfn.store", "modelfn.repository")),  # the format knows nothing of where bundles live
+        ("store", ("modelfn.bundle", "modelfn.repository")),  # stores know nothing of bundles
+        ("serving", ("modelfn.packaging", "modelfn.adapters")),
+        ("handlers", ("modelfn.packaging", "modelfn.adapters")),
+    ],
+)
+def test_layers_import_only_downwards(layer: str, forbidden: tuple[str, ...]) -> None:
+    package = Path(modelfn.__file__).parent / layer
+    offenders = {
+        f"{path.name}: {name}"
+        for path in package.rglob("*.py")
+        for name in _imported_modules(path)
+        if any(name == f or name.startswith(f + ".") for f in forbidden)
+    }
+    assert offenders == set()
+
+
+def test_run_time_modules_take_the_version_from_its_own_module() -> None:
+    # The package root re-exports build-time `package()`; run-time code names only modelfn._version.
+    for layer in ("serving", "handlers", "runtime"):
+        for path in (Path(modelfn.__file__).parent / layer).rglob("*.py"):
+            assert "modelfn" not in _imported_modules(path), path

@@ -161,7 +161,7 @@ def test_pinned_digest_mismatch_is_refused(local_published: Published, session_s
 def test_expired_bundle_is_refused(
     tmp_path: Path, tiny_bundle_dir: Path, signing_key: SigningKey, session_spy: list[bytes]
 ) -> None:
-    from modelfn.bundle.transfer import push_bundle
+    from modelfn.repository.transfer import push_bundle
     from modelfn.signing.sign import sign_bundle
     from modelfn.store.registry import store_for
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelfn import __version__
+from modelfn._version import __version__
 from modelfn.adapters.base import ExportResult, SampleInput
 from modelfn.bundle.layout import MANIFEST_FILE, PICKLE_EXTENSIONS, PYTHON_ARTIFACT, SIGNATURE_FILE
 from modelfn.bundle.manifest import FrameworkInfo, Manifest, TensorSpec

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response as StarletteResponse
 
-from modelfn import __version__
+from modelfn._version import __version__
 from modelfn.errors import ModelfnError
 from modelfn.serving import predict, v2
 from modelfn.serving.asgi import read_body, request_headers

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelfn import __version__
+from modelfn._version import __version__
 from modelfn.errors import InvalidRequest
 from modelfn.serving import codecs
 from modelfn.serving.inference import BINARY_TYPES, JSON_TYPES, require_content_type, run_model

@@ -1,7 +1,7 @@
 """The store contract: a flat key space of immutable-ish objects under one root URL.
 
 Keys are '/'-separated and relative to the store root (``<name>/<version>/<file>``). Stores know
-nothing about bundles or signatures; ``modelfn.loader`` and ``modelfn.bundle.versions`` do.
+nothing about bundles or signatures; ``modelfn.loader`` and ``modelfn.repository`` do.
 """
 
 from __future__ import annotations

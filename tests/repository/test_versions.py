@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelfn.bundle.versions import list_versions, next_version, resolve_listing, resolve_version
 from modelfn.errors import ConfigError, ObjectNotFound
+from modelfn.repository.versions import list_versions, next_version, resolve_listing, resolve_version
 from modelfn.store.local import LocalStore
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from modelfn.bundle.transfer import pull_bundle, push_bundle
 from modelfn.errors import ConfigError, ObjectChanged, ObjectNotFound, PackagingError, StoreError, UnsafeBundleError
+from modelfn.repository.transfer import pull_bundle, push_bundle
 from modelfn.store.base import ObjectInfo, ProgressCallback, Store
 from modelfn.store.local import LocalStore
 from modelfn.store.s3 import S3Store

@@ -47,6 +47,8 @@ class Settings:
     """onnxruntime execution providers; empty means CUDA when available, else CPU."""
     allow_custom_code: bool = False
     """Serve bundles that carry Python code (only from trusted signers)."""
+    output_url: str | None = None
+    """Where storage-event and ``modelfn batch`` results go: ``s3://bucket/prefix`` or a local path."""
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ run-time path must not pay for pydantic-settings. No other module reads ``os.env
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,12 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Requests above this size get 413 (API Gateway 10 MB, Lambda sync 6 MB, ALB 1 MB)."""
+    load_retries: int = 5
+    """Container mode: load attempts after the first failed one before the process exits non-zero (node replaced)."""
+    load_backoff_s: float = 2.0
+    """Container mode: wait before the first retry; doubles per retry (capped at 60 s, 50-100 % jitter)."""
+    load_timeout_s: float = 300.0
+    """Container mode: one load attempt (fetch, verify, build) taking longer than this counts as failed."""
     min_version: int = 0
     """Anti-rollback: refuse bundles whose signed version is below this."""
     pinned_digest: str | None = None
@@ -58,6 +65,16 @@ class Settings:
             raise ConfigError(f"port must be in 1..65535, got {self.port}", field="port")
         if self.max_body_bytes <= 0:
             raise ConfigError("max_body_bytes must be positive", field="max_body_bytes")
+        if self.load_retries < 0:
+            raise ConfigError(f"load_retries must be >= 0, got {self.load_retries}", field="load_retries")
+        if not (math.isfinite(self.load_backoff_s) and self.load_backoff_s >= 0):
+            raise ConfigError(
+                f"load_backoff_s must be finite and >= 0, got {self.load_backoff_s}", field="load_backoff_s"
+            )
+        if not (math.isfinite(self.load_timeout_s) and self.load_timeout_s > 0):
+            raise ConfigError(
+                f"load_timeout_s must be finite and > 0, got {self.load_timeout_s}", field="load_timeout_s"
+            )
         if self.min_version < 0:
             raise ConfigError("min_version must be >= 0", field="min_version")
         if self.model_version != "latest" and not self.model_version.isdigit():
@@ -104,6 +121,8 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if kind == "int":
             return int(value)
+        if kind == "float":
+            return float(value)
         if kind == "bool":
             if isinstance(value, bool):
                 return value

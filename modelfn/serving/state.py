@@ -1,13 +1,17 @@
 """What this process serves: one verified model, or the reason there is none.
 
-Loaded once per process (Lambda INIT, container start). A failed load leaves the state not
-ready for good: requests get 503 + Retry-After and the platform replaces the node; an older or
-unverified model is never served in its place (SECURITY.md rule 20).
+Loaded once per process. Lambda loads synchronously at import (``ModelState.load``); a failed
+load stays not ready for good. Containers start ``pending`` and a background loader retries
+(``modelfn.container``), recording each failure here until it succeeds or gives up. Either way,
+while no model is loaded requests get 503 + Retry-After, and an older or unverified model is never
+served in its place (SECURITY.md rules 20, 28).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import ModelfnError, ModelNotFound, ModelNotReady
@@ -29,26 +33,38 @@ class ModelState:
         self.settings = settings
         self.bundle = bundle
         self.failure = failure
+        self.attempts = 0
+        """Load attempts made so far (container mode counts retries here)."""
+        self.retry_at: float | None = None
+        """``time.monotonic()`` of the next load attempt, while one is scheduled (sets Retry-After)."""
 
     @classmethod
     def load(cls, settings: Settings, *, metrics: Metrics = METRICS) -> ModelState:
         """Fetch, verify and load the configured model; on failure record not-ready instead of raising."""
-        from modelfn.loader import load_bundle
+        state = cls(settings)
+        state.record(attempt_load(settings, metrics=metrics))
+        return state
 
-        try:
-            bundle = load_bundle(settings)
-        except ModelfnError as exc:
-            logger.error("model %s not loaded (%s): %s", settings.model_name, exc.code, exc.message)
-            metrics.add(MODEL_LOAD_FAILED)
-            return cls(settings, failure=exc)
-        except Exception as exc:  # a bug in loading must still leave an honest, not-ready server
-            logger.exception("model %s not loaded: unexpected error", settings.model_name)
-            metrics.add(MODEL_LOAD_FAILED)
-            failure = ModelfnError(f"unexpected {type(exc).__name__} while loading")
-            failure.__cause__ = exc
-            return cls(settings, failure=failure)
-        logger.info("serving %s v%s (%s)", bundle.manifest.name, bundle.manifest.version, bundle.root_digest)
-        return cls(settings, bundle=bundle)
+    @classmethod
+    def pending(cls, settings: Settings) -> ModelState:
+        """Not ready yet: a background loader will ``record`` each attempt (container mode)."""
+        return cls(settings)
+
+    def record(self, outcome: LoadedBundle | ModelfnError, *, retry_in_s: float | None = None) -> None:
+        """Keep one attempt's outcome; a loaded model is never replaced by a later one."""
+        if self.bundle is None:
+            if isinstance(outcome, ModelfnError):
+                self.failure = outcome
+                self.retry_at = None if retry_in_s is None else time.monotonic() + retry_in_s
+            else:
+                self.bundle, self.failure, self.retry_at = outcome, None, None
+        self.attempts += 1
+
+    def retry_after_s(self) -> int:
+        """Seconds a client should wait: until the next scheduled attempt, else the default."""
+        if self.retry_at is None:
+            return ModelNotReady.retry_after_s
+        return max(1, math.ceil(self.retry_at - time.monotonic()))
 
     @property
     def ready(self) -> bool:
@@ -64,7 +80,9 @@ class ModelState:
         """The loaded bundle, or ``ModelNotReady`` naming why (by error code, no internals)."""
         if self.bundle is None:
             reason = self.failure.code if self.failure is not None else "loading"
-            raise ModelNotReady(f"model {self.model_name or '(unset)'} is not ready ({reason})", field="model")
+            error = ModelNotReady(f"model {self.model_name or '(unset)'} is not ready ({reason})", field="model")
+            error.retry_after_s = self.retry_after_s()
+            raise error
         return self.bundle
 
     def require_model(self, name: str, version: str | None = None) -> LoadedBundle:
@@ -89,3 +107,23 @@ class ModelState:
             return {"ready": True, **self.bundle.health()}
         reason = self.failure.code if self.failure is not None else "loading"
         return {"ready": False, "name": self.settings.model_name, "reason": reason}
+
+
+def attempt_load(settings: Settings, *, metrics: Metrics = METRICS) -> LoadedBundle | ModelfnError:
+    """One fetch → verify → load; a failure is logged, counted (``ModelLoadFailed``) and returned, never raised."""
+    from modelfn.loader import load_bundle
+
+    try:
+        bundle = load_bundle(settings)
+    except ModelfnError as exc:
+        logger.error("model %s not loaded (%s): %s", settings.model_name, exc.code, exc.message)
+        metrics.add(MODEL_LOAD_FAILED)
+        return exc
+    except Exception as exc:  # a bug in loading must still leave an honest, not-ready server
+        logger.exception("model %s not loaded: unexpected error", settings.model_name)
+        metrics.add(MODEL_LOAD_FAILED)
+        failure = ModelfnError(f"unexpected {type(exc).__name__} while loading")
+        failure.__cause__ = exc
+        return failure
+    logger.info("serving %s v%s (%s)", bundle.manifest.name, bundle.manifest.version, bundle.root_digest)
+    return bundle

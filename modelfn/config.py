@@ -56,6 +56,8 @@ class Settings:
     """Serve bundles that carry Python code (only from trusted signers)."""
     output_url: str | None = None
     """Where storage-event and ``modelfn batch`` results go: ``s3://bucket/prefix`` or a local path."""
+    wsgi_app: str | None = None
+    """The WSGI app ``modelfn.handlers.wsgi`` runs, as ``module:attribute`` (e.g. ``app:app`` for a Flask app)."""
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -85,6 +87,10 @@ class Settings:
             len(self.pinned_digest) != 64 or any(c not in "0123456789abcdef" for c in self.pinned_digest)
         ):
             raise ConfigError("pinned_digest must be 64 lowercase hex characters (sha256)", field="pinned_digest")
+        if self.wsgi_app is not None and not _is_import_string(self.wsgi_app):
+            raise ConfigError(
+                f"wsgi_app must be 'module:attribute' (e.g. 'app:app'), got {self.wsgi_app!r}", field="wsgi_app"
+            )
         levels = ("DEBUG", "INFO", "WARNING", "ERROR")
         if self.log_level.upper() not in levels:
             raise ConfigError(f"log_level must be one of {', '.join(levels)}", field="log_level")
@@ -139,6 +145,13 @@ def _coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{ENV_NAMES[name]}: cannot read {value!r} as {kind}", field=name) from exc
+
+
+def _is_import_string(text: str) -> bool:
+    """``package.module:attr.path``: dotted identifiers on both sides of one colon."""
+    module, sep, attr = text.partition(":")
+    parts = [*module.split("."), *attr.split(".")]
+    return bool(sep) and all(part.isidentifier() for part in parts)
 
 
 def _split_list(text: str) -> tuple[str, ...]:

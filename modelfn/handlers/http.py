@@ -10,10 +10,12 @@ from __future__ import annotations
 from mangum import Mangum
 
 from modelfn.config import Settings
+from modelfn.handlers._snapstart import register as register_snapstart_hooks
 from modelfn.serving.asgi import create_app
 from modelfn.serving.state import ModelState
 
 settings = Settings.load()
 state = ModelState.load(settings)
+register_snapstart_hooks(state)  # SnapStart: snapshot only a verified model; fresh randomness and clients per restore
 app = create_app(state)
 handler = Mangum(app, lifespan="off")

@@ -56,6 +56,10 @@ class Settings:
     """Serve bundles that carry Python code (only from trusted signers)."""
     output_url: str | None = None
     """Where storage-event and ``modelfn batch`` results go: ``s3://bucket/prefix`` or a local path."""
+    input_url: str | None = None
+    """Where the storage trigger fires (``s3://bucket/prefix``); an ``output_url`` overlapping it is refused."""
+    chunk_rows: int = 10_000
+    """Batch scoring: rows read, predicted and written per chunk (bounds memory per object)."""
     wsgi_app: str | None = None
     """The WSGI app ``modelfn.handlers.wsgi`` runs, as ``module:attribute`` (e.g. ``app:app`` for a Flask app)."""
     log_level: str = "INFO"
@@ -77,6 +81,8 @@ class Settings:
             raise ConfigError(
                 f"load_timeout_s must be finite and > 0, got {self.load_timeout_s}", field="load_timeout_s"
             )
+        if self.chunk_rows <= 0:
+            raise ConfigError(f"chunk_rows must be positive, got {self.chunk_rows}", field="chunk_rows")
         if self.min_version < 0:
             raise ConfigError("min_version must be >= 0", field="min_version")
         if self.model_version != "latest" and not self.model_version.isdigit():

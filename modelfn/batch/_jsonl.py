@@ -1,0 +1,89 @@
+"""JSON Lines in, one output line per input line, ``chunk_rows`` lines at a time.
+
+A line is either an ``{input name: value}`` object (other keys pass through) or, for a single-input
+model, the instance itself (a number or a list). Output lines are the input object with one key
+per model output added (``{"x": [...], "y": [...], "label": 2}``); a bare instance becomes
+``{"instance": <line>, <output>: ...}``. An output name that is already a key of the line is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from modelfn.batch.formats import line_chunks
+from modelfn.errors import InvalidRequest, UnprocessableInput
+from modelfn.serving.codecs import as_input
+
+if TYPE_CHECKING:
+    from modelfn.batch.formats import ScoreContext
+    from modelfn.batch.sink import Sink
+
+INSTANCE_KEY = "instance"
+
+
+def score(data: Iterator[bytes], sink: Sink, ctx: ScoreContext) -> int:
+    """Score every line; returns the number of rows."""
+    import orjson
+
+    rows = 0
+    chunks = line_chunks(data, ctx.chunk_rows)
+    while True:
+        with ctx.timed("read"):
+            lines = next(chunks, None)
+            if lines is None:
+                break
+            items = [_load(line, rows + i + 1) for i, line in enumerate(lines)]
+            feeds = _feeds(items, ctx, rows)
+        results = ctx.predict(feeds, first_row=rows + 1)
+        with ctx.timed("write"):
+            values = {name: array.tolist() for name, array in results.items()}
+            out: list[bytes] = []
+            for i, item in enumerate(items):
+                record = dict(item) if isinstance(item, Mapping) else {INSTANCE_KEY: item}
+                for name, column in values.items():
+                    if name in record:
+                        raise UnprocessableInput(
+                            f"row {rows + i + 1}: key {name!r} is also a model output name", field=name
+                        )
+                    record[name] = column[i]
+                out.append(orjson.dumps(record))
+            sink.write(b"\n".join(out) + b"\n")
+        rows += len(items)
+    return rows
+
+
+def _load(line: bytes, line_no: int) -> Any:
+    import orjson
+
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"row {line_no} is not valid JSON: {exc.msg}", field=f"row {line_no}") from exc
+
+
+def _feeds(items: list[Any], ctx: ScoreContext, done: int) -> dict[str, Any]:
+    """Named inputs from a chunk of lines: objects by key, bare instances for a single-input model."""
+    specs = ctx.manifest.inputs
+    if all(isinstance(item, Mapping) for item in items):
+        feeds: dict[str, Any] = {}
+        for spec in specs:
+            column = []
+            for i, item in enumerate(items):
+                if spec.name not in item:
+                    raise UnprocessableInput(f"row {done + i + 1} has no key {spec.name!r}", field=spec.name)
+                column.append(item[spec.name])
+            feeds[spec.name] = as_input(column, spec.dtype, field=spec.name)
+        return feeds
+    if any(isinstance(item, Mapping) for item in items):
+        row = next(i for i, item in enumerate(items) if isinstance(item, Mapping) != isinstance(items[0], Mapping))
+        raise UnprocessableInput(
+            f"row {done + row + 1} mixes objects and bare instances", field=f"row {done + row + 1}"
+        )
+    if len(specs) != 1:
+        names = [spec.name for spec in specs]
+        raise UnprocessableInput(
+            f"this model takes {len(names)} inputs {names}: each line must be an object naming them",
+            field=f"row {done + 1}",
+        )
+    return {specs[0].name: as_input(items, specs[0].dtype, field=specs[0].name)}

@@ -1,0 +1,209 @@
+"""The storage-event Lambda handler: verify and load once, then score every announced object.
+
+``build_storage_handler(settings)`` runs at import of ``modelfn.handlers.storage_event`` (Lambda's
+INIT phase): it refuses, with a ``ConfigError``, a missing ``output_url`` or one that overlaps the
+trigger's ``input_url`` (a result written where the trigger fires would invoke the function again),
+then fetches, verifies and loads the model. A model that fails to load leaves the handler not ready:
+every invocation raises ``ModelNotReady``; nothing is ever scored by an unverified model.
+
+Per delivery (see ``modelfn.batch.events``):
+
+* **SQS**: Powertools' ``BatchProcessor``; a record that fails (unreadable object, wrong columns,
+  deadline) is listed in ``batchItemFailures`` and retried by SQS, the others' outputs stand.
+* **S3 direct / EventBridge**: every object is tried; if any failed, the invocation raises so
+  Lambda's retries and on-failure destination take it (finished objects are skipped on retry).
+
+Deadline: before each record and each chunk, the context's remaining time is compared with
+``DEADLINE_RESERVE_MS``; below it, the work stops without writing and the rest is reported as failed.
+Objects under ``output_url`` are never scored (a second guard against recursive invocation).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelfn.batch.events import SOURCES, CreatedObject, event_source
+from modelfn.errors import ConfigError, DeadlineExceeded, InvalidRequest, ModelfnError, ObjectChanged
+
+if TYPE_CHECKING:
+    from modelfn.batch.job import JobOutcome
+    from modelfn.batch.sink import Output
+    from modelfn.config import Settings
+    from modelfn.serving.state import ModelState
+    from modelfn.store.s3 import S3Store
+
+logger = logging.getLogger("modelfn.batch")
+
+DEADLINE_RESERVE_MS = 2_000
+"""Stop taking work when less than this is left of the invocation."""
+
+StorageHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class LambdaContext(Protocol):
+    """The part of Lambda's context object this handler reads."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the platform stops the invocation."""
+        ...
+
+
+class StorageEventFailed(ModelfnError):
+    """Raise when objects of a direct S3 / EventBridge invocation failed, so Lambda retries the event."""
+
+    code = "storage_event_failed"
+
+
+def is_storage_event(event: Mapping[str, Any]) -> bool:
+    """True for S3 notifications (direct or via SQS, ``s3:TestEvent`` included) and EventBridge Object Created."""
+    return event_source(event) is not None
+
+
+def check_locations(settings: Settings) -> None:
+    """Refuse a missing ``output_url``, or one overlapping the trigger's ``input_url`` (recursive invocation)."""
+    if not settings.output_url:
+        raise ConfigError(
+            "no output location: set MODELFN_OUTPUT_URL (s3://bucket/prefix or a path)", field="output_url"
+        )
+    if settings.input_url and _overlaps(settings.input_url, settings.output_url):
+        raise ConfigError(
+            f"output_url {settings.output_url!r} overlaps the trigger's input_url {settings.input_url!r}: results"
+            " written there would trigger the function again; choose disjoint prefixes",
+            field="output_url",
+        )
+
+
+def build_storage_handler(settings: Settings) -> StorageHandler:
+    """Check the locations, verify and load the model once, and return the Lambda handler function."""
+    from modelfn.batch.sink import output_for
+    from modelfn.serving.state import ModelState
+
+    check_locations(settings)
+    assert settings.output_url is not None
+    output = output_for(settings.output_url)
+    state = ModelState.load(settings)
+    return _StorageHandler(state, output, settings.chunk_rows)
+
+
+class _StorageHandler:
+    """Holds the loaded model, the output location and one S3 client for every invocation."""
+
+    def __init__(self, state: ModelState, output: Output, chunk_rows: int) -> None:
+        self.state, self.output, self.chunk_rows = state, output, chunk_rows
+        self._client: Any = None
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.state.require()
+        source = event_source(event)
+        if source is None:
+            raise InvalidRequest(
+                f"not a storage event; tried {', '.join(SOURCES)} (replay tests/events/s3_object_created.json"
+                " with `modelfn invoke --event` to test locally)",
+                field="event",
+            )
+        if source == "sqs":
+            return self._sqs(event, context)
+        from modelfn.batch.events import eventbridge_object, s3_notification_objects
+
+        objects = s3_notification_objects(event) if source == "s3" else [eventbridge_object(event)]
+        results: list[dict[str, Any]] = []
+        failures: list[ModelfnError] = []
+        for obj in objects:
+            try:
+                results.append(self._score(obj, context))
+            except ModelfnError as exc:
+                logger.error("scoring %s failed (%s): %s", obj.url, exc.code, exc.message)
+                failures.append(exc)
+        if failures:
+            raise StorageEventFailed(
+                f"{len(failures)} of {len(objects)} objects failed; first: {failures[0].message}",
+                field=failures[0].field,
+            ) from failures[0]
+        return {"results": results}
+
+    def _sqs(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+        from modelfn.batch.events import sqs_body_objects
+
+        def record_handler(record: Any) -> list[dict[str, Any]]:
+            _check_deadline(context)
+            return [self._score(obj, context) for obj in sqs_body_objects(record.body)]
+
+        processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+        return dict(process_partial_response(event, record_handler, processor, context))
+
+    def _score(self, obj: CreatedObject, context: Any) -> dict[str, Any]:
+        """Score one object (or skip it when it lies under the output location)."""
+        from modelfn.batch.job import score_object
+        from modelfn.store.base import ObjectInfo
+
+        _check_deadline(context)
+        if _overlaps(obj.url, self.output.url):
+            logger.warning("skipped %s: it is under the output location %s", obj.url, self.output.url)
+            return {"input": obj.url, "skipped": "under the output location"}
+        pin = ObjectInfo(obj.key, obj.size, obj.etag, obj.version_id) if obj.size is not None else None
+        try:
+            outcome = score_object(
+                self.state.require(),
+                self._store(obj.bucket),
+                obj.key,
+                self.output,
+                pin=pin,
+                chunk_rows=self.chunk_rows,
+                between_chunks=lambda: _check_deadline(context),
+            )
+        except ObjectChanged as exc:
+            # The announced version is gone (overwritten in an unversioned bucket): its successor has its own event.
+            logger.warning("skipped %s: %s", obj.url, exc.message)
+            return {"input": obj.url, "skipped": "superseded by a newer object"}
+        logger.info("scored %s: %d rows -> %s", obj.url, outcome.rows, outcome.output_key)
+        return _summary(outcome)
+
+    def _store(self, bucket: str) -> S3Store:
+        from modelfn.store.s3 import S3Store
+
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        return S3Store(bucket, "", client=self._client)
+
+
+def _check_deadline(context: Any) -> None:
+    if context is None:
+        return
+    remaining = int(context.get_remaining_time_in_millis())
+    if remaining < DEADLINE_RESERVE_MS:
+        raise DeadlineExceeded(
+            f"{remaining} ms left, under the {DEADLINE_RESERVE_MS} ms reserve: stopped to retry later",
+            field="deadline",
+        )
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """True when one location is inside the other (same scheme/bucket, one prefix containing the other)."""
+    x, y = _normal(a), _normal(b)
+    return x.startswith(y) or y.startswith(x)
+
+
+def _normal(url: str) -> str:
+    """``s3://bucket/prefix/`` or ``file:///abs/path/`` with one trailing slash."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme in ("", "file"):
+        path = urlsplit(url).path if url.startswith("file:") else url
+        return Path(path).absolute().as_uri().rstrip("/") + "/"
+    return url.rstrip("/") + "/"
+
+
+def _summary(outcome: JobOutcome) -> dict[str, Any]:
+    return {
+        "input": outcome.input_url,
+        "output": f"{outcome.output_url.rstrip('/')}/{outcome.output_key}",
+        "rows": outcome.rows,
+        "already_done": outcome.already_done,
+    }

@@ -105,3 +105,27 @@ def test_run_time_modules_take_the_version_from_its_own_module() -> None:
     for layer in ("serving", "handlers", "runtime"):
         for path in (Path(modelfn.__file__).parent / layer).rglob("*.py"):
             assert "modelfn" not in _imported_modules(path), path
+
+
+def test_import_modelfn_loads_neither_the_loader_nor_numpy() -> None:
+    # `modelfn.load` and `modelfn.Predictor` are re-exported lazily: importing the package stays cheap
+    modules = _modules_after("import modelfn")
+    assert _loaded(modules, ("numpy", "onnxruntime", "boto3", "modelfn.loader", "modelfn.predictor")) == []
+
+
+def test_wsgi_handler_with_the_flask_example_imports_no_build_time_code(local_published: Published) -> None:
+    import os
+
+    # GIVEN the Flask example behind the WSGI handler, loading a real signed model at import
+    example = Path(__file__).resolve().parent.parent / "examples" / "flask-rest-api"
+    env = {**os.environ, **local_published.env, "MODELFN_WSGI_APP": "app:app", "PYTHONPATH": str(example)}
+    code = (
+        "import modelfn.handlers.wsgi as h\n"
+        "from modelfn.invoke import LocalLambdaContext, http_api_event\n"
+        "r = h.handler(http_api_event(b'{\"rows\": [[1, 2, 3, 4]]}'), LocalLambdaContext())\n"
+        "assert r['statusCode'] == 200, r"
+    )
+    # WHEN one request is served THEN no build-time code, FastAPI or pydantic was imported on the way
+    modules = _modules_after(code, env)
+    assert _loaded(modules, (*BUILD_TIME, *SLOW_FRAMEWORK)) == []
+    assert "app" in modules and "flask" in modules  # the app really ran

@@ -62,8 +62,6 @@ class Settings:
     """Batch scoring: rows read, predicted and written per chunk (bounds memory per object)."""
     wsgi_app: str | None = None
     """The WSGI app ``modelfn.handlers.wsgi`` runs, as ``module:attribute`` (e.g. ``app:app`` for a Flask app)."""
-    wsgi_app: str | None = None
-    """The WSGI app ``modelfn.handlers.wsgi`` runs, as ``module:attribute`` (e.g. ``app:app`` for a Flask app)."""
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -95,10 +93,6 @@ class Settings:
             len(self.pinned_digest) != 64 or any(c not in "0123456789abcdef" for c in self.pinned_digest)
         ):
             raise ConfigError("pinned_digest must be 64 lowercase hex characters (sha256)", field="pinned_digest")
-        if self.wsgi_app is not None and not _is_import_string(self.wsgi_app):
-            raise ConfigError(
-                f"wsgi_app must be 'module:attribute' (e.g. 'app:app'), got {self.wsgi_app!r}", field="wsgi_app"
-            )
         if self.wsgi_app is not None and not _is_import_string(self.wsgi_app):
             raise ConfigError(
                 f"wsgi_app must be 'module:attribute' (e.g. 'app:app'), got {self.wsgi_app!r}", field="wsgi_app"
@@ -157,13 +151,6 @@ def _coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{ENV_NAMES[name]}: cannot read {value!r} as {kind}", field=name) from exc
-
-
-def _is_import_string(text: str) -> bool:
-    """``package.module:attr.path``: dotted identifiers on both sides of one colon."""
-    module, sep, attr = text.partition(":")
-    parts = [*module.split("."), *attr.split(".")]
-    return bool(sep) and all(part.isidentifier() for part in parts)
 
 
 def _is_import_string(text: str) -> bool:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
-from modelfn.errors import ModelfnError, PayloadTooLarge
+from modelfn.errors import ModelfnError, PayloadTooLarge, RouteNotFound
 from modelfn.serving.responses import Response, error_response, unexpected_error_response
 from modelfn.serving.routes import (
     DEFAULT_DEADLINE_MARGIN_MS,
@@ -29,6 +29,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+DOCS_PACKAGES = frozenset({"fastapi", "starlette", "pydantic", "pydantic_core"})
+"""What the documentation app needs; where they are absent (the Lambda zip) the docs paths answer a JSON 404."""
 
 
 class ASGIApp(Protocol):
@@ -56,7 +58,12 @@ class LeanApp:
         if scope["type"] != "http":
             raise RuntimeError(f"unsupported ASGI scope type {scope['type']!r}")
         if scope["path"] in DOCS_PATHS:
-            await self.docs_app()(scope, receive, send)
+            try:
+                docs = self.docs_app()
+            except RouteNotFound as exc:  # a slim deployment (the Lambda zip) leaves FastAPI out
+                await _send(send, error_response(exc), head=scope["method"] == "HEAD")
+                return
+            await docs(scope, receive, send)
             return
         try:
             response = await self._handle(scope, receive)
@@ -82,8 +89,15 @@ class LeanApp:
     def docs_app(self) -> ASGIApp:
         """The FastAPI app behind ``/docs``; imported and built on first use only."""
         if self._docs_app is None:
-            from modelfn.serving.fastapi_app import build_fastapi_app
-
+            try:
+                from modelfn.serving.fastapi_app import build_fastapi_app
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").partition(".")[0] not in DOCS_PACKAGES:
+                    raise
+                raise RouteNotFound(
+                    "the OpenAPI pages are not served here: this deployment leaves out FastAPI (pip install fastapi)",
+                    field="path",
+                ) from exc
             self._docs_app = build_fastapi_app(self.state)
         return self._docs_app
 

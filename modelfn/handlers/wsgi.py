@@ -6,9 +6,10 @@ request. When that import fails (a bundle that fails verification, an unreachabl
 request gets 503 + Retry-After and the metric ``ModelLoadFailed`` is recorded: an unverified model
 is never served. A ``MODELFN_WSGI_APP`` that names no importable app fails the init loudly instead.
 
-Around the app: bodies over ``max_body_bytes`` get 413, and modelfn errors raised while handling a
-request (bad input to ``Predictor.predict``) become modelfn's JSON error with their 4xx status, not
-the framework's 500. serverless-wsgi translates API Gateway REST/HTTP API, Function URL and ALB events.
+Around the app: bodies over ``max_body_bytes`` get 413, a request with too little of the Lambda
+deadline left gets 503 (never a gateway 504), and modelfn errors raised while handling a request (bad
+input to ``Predictor.predict``) become modelfn's JSON error with their 4xx status, not the
+framework's 500. serverless-wsgi translates API Gateway REST/HTTP API, Function URL and ALB events.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import serverless_wsgi  # type: ignore[import-untyped]
 from modelfn.config import ENV_NAMES, Settings
 from modelfn.errors import ConfigError, ModelfnError, ModelNotReady, PayloadTooLarge
 from modelfn.serving.metrics import METRICS, MODEL_LOAD_FAILED
+from modelfn.serving.routes import DEFAULT_DEADLINE_MARGIN_MS, check_deadline
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -84,16 +86,16 @@ def not_ready_app(failure: ModelfnError) -> WSGIApplication:
 
 
 def guard(app: WSGIApplication, *, max_body_bytes: int) -> WSGIApplication:
-    """413 above ``max_body_bytes``; a modelfn error escaping ``app`` becomes its JSON error response."""
+    """413 above ``max_body_bytes``, 503 when the Lambda deadline is too close; modelfn errors from ``app`` as JSON."""
 
     def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         length = environ.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > max_body_bytes:
-            too_large = PayloadTooLarge(
-                f"the body is {length} bytes, over the {max_body_bytes} byte limit", field="max_body_bytes"
-            )
-            return _send_error(too_large, start_response)
         try:
+            if length.isdigit() and int(length) > max_body_bytes:
+                raise PayloadTooLarge(
+                    f"the body is {length} bytes, over the {max_body_bytes} byte limit", field="max_body_bytes"
+                )
+            check_deadline(environ.get("serverless.context"), DEFAULT_DEADLINE_MARGIN_MS)
             return app(environ, start_response)
         except ModelfnError as exc:
             return _send_error(exc, start_response)

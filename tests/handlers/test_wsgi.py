@@ -218,6 +218,21 @@ def test_a_body_over_the_limit_is_413_before_the_app_runs(
     assert answer["code"] == "payload_too_large" and "1024" in answer["error"]
 
 
+def test_too_little_of_the_lambda_deadline_left_is_503_not_a_gateway_timeout(
+    import_handler: Callable[[dict[str, str]], Handler], tabular: Published
+) -> None:
+    handler = import_handler(_wsgi_env(tabular))
+    # WHEN an invocation arrives with 50 ms left
+    event = http_event("function_url", "POST", "/predict", json.dumps({"rows": ROWS}).encode())
+    response = handler(event, LambdaContext(remaining_ms=50))
+    # THEN it is answered 503 + Retry-After at once instead of running past the deadline
+    assert response["statusCode"] == 503
+    assert _json(response)["code"] == "deadline_exceeded"
+    assert response_headers(response)["retry-after"] == "1"
+    # AND with time left the same request is served
+    assert handler(event, LambdaContext())["statusCode"] == 200
+
+
 @pytest.mark.parametrize("attack", ["tampered", "untrusted"])
 def test_a_bundle_that_fails_verification_is_never_served(
     import_handler: Callable[[dict[str, str]], Handler],

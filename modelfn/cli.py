@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelfn.commands import event as event_command
 from modelfn.commands._options import (
     ConfigOpt,
     CustomCodeOpt,
@@ -26,6 +27,14 @@ from modelfn.errors import ModelfnError
 
 if TYPE_CHECKING:
     from modelfn.bundle.manifest import Manifest
+    from modelfn.config import Settings
+
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output", help="Storage events: where results go, s3://bucket/prefix or a path [env MODELFN_OUTPUT_URL]"
+    ),
+]
 
 app = typer.Typer(
     name="modelfn",
@@ -262,34 +271,73 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [env MODELFN_PORT]")] = None,
     threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads [env MODELFN_THREADS]")] = None,
     allow_custom_code: CustomCodeOpt = None,
+    lambda_rie: Annotated[
+        bool,
+        typer.Option(
+            "--lambda", help="Run the Lambda handler under the Lambda Runtime Interface Emulator (emulate extra)"
+        ),
+    ] = False,
+    handler: Annotated[
+        str,
+        typer.Option("--handler", help="With --lambda: http, storage_event or wsgi", metavar="http|storage_event|wsgi"),
+    ] = "http",
+    output: OutputOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the model over HTTP with uvicorn (the container / GPU entry point; same app as Lambda)."""
-    from modelfn.container import run_server
+    """Serve the model over HTTP with uvicorn (the container / GPU entry point; same app as Lambda).
 
+    With --lambda, the Lambda handler runs under aws-lambda-rie instead: POST events to
+    http://HOST:PORT/2015-03-31/functions/function/invocations (e.g. from `modelfn event`).
+    """
     try:
         settings = _settings(
             config, trust, model_name=model, store_url=store, model_version=version, host=host, port=port,
-            threads=threads, allow_custom_code=allow_custom_code,
+            threads=threads, allow_custom_code=allow_custom_code, output_url=output,
         )  # fmt: skip
-        run_server(settings)
+        if lambda_rie:
+            _serve_lambda(settings, handler)
+        else:
+            from modelfn.container import run_server
+
+            run_server(settings)
     except ModelfnError as exc:
         raise _fail(exc) from exc
+
+
+def _serve_lambda(settings: Settings, handler: str) -> None:
+    from modelfn.emulate.lambda_rie import LambdaEmulator, settings_env
+
+    emulator = LambdaEmulator(handler, env=settings_env(settings), host=settings.host, port=settings.port)
+    typer.echo(f"Lambda {handler} handler under aws-lambda-rie: POST events to {emulator.url}", err=True)
+    typer.echo(f"  e.g. modelfn event http -d '{{...}}' | curl -s {emulator.url} -d @-", err=True)
+    try:
+        emulator.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
 
 
 @app.command()
 def invoke(
     data: Annotated[str | None, typer.Option("--data", "-d", help="JSON body to POST (or @file.json)")] = None,
-    event: Annotated[Path | None, typer.Option("--event", "-e", help="A stored Lambda event JSON to replay")] = None,
+    event: Annotated[
+        Path | None, typer.Option("--event", "-e", help="A stored Lambda event JSON to replay (- reads stdin)")
+    ] = None,
     path: Annotated[str, typer.Option("--path", help="Request path for --data")] = "/predict",
     model: ModelOpt = None,
     store: StoreOpt = None,
     version: VersionOpt = None,
     trust: TrustOpt = None,
     allow_custom_code: CustomCodeOpt = None,
+    output: OutputOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Send one request (as an HTTP API v2 event) or one stored event to the Lambda handler in-process."""
+    """Send one request (as an HTTP API v2 event) or one stored event to the Lambda handler in-process.
+
+    A stored event goes to the handler its shape calls for: storage notifications (S3, SQS, EventBridge)
+    to the storage-event handler, HTTP front doors (API Gateway, Function URL, ALB) to the HTTP one.
+    """
     from modelfn.invoke import invoke_handler
 
     if (data is None) == (event is None):
@@ -297,8 +345,9 @@ def invoke(
         raise typer.Exit(2)
     try:
         settings = _settings(
-            config, trust, model_name=model, store_url=store, model_version=version, allow_custom_code=allow_custom_code
-        )
+            config, trust, model_name=model, store_url=store, model_version=version,
+            allow_custom_code=allow_custom_code, output_url=output,
+        )  # fmt: skip
         response = invoke_handler(settings, data=data, event_path=event, path=path)
     except ModelfnError as exc:
         raise _fail(exc) from exc
@@ -322,6 +371,7 @@ def quickstart(
 
 # Commands that live in modelfn.commands (one module each): registered here, in help order.
 # app.command("name")(module.function)
+app.command("event")(event_command.event)
 
 
 def main() -> None:

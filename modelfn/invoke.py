@@ -1,7 +1,8 @@
-"""``modelfn invoke``: drive the Lambda HTTP handler in-process with one request or stored event.
+"""``modelfn invoke``: drive a Lambda handler in-process with one request or stored event.
 
-The request goes through exactly what Lambda runs (Mangum over the same ASGI app), so what works
-here works behind API Gateway, Function URLs and ALB.
+The event's shape picks the handler, as on Lambda: storage notifications (S3 direct, via SQS or
+EventBridge) go to the storage-event handler, HTTP front doors through exactly what Lambda runs
+(Mangum over the same ASGI app), so what works here works behind API Gateway, Function URLs and ALB.
 """
 
 from __future__ import annotations
@@ -75,24 +76,71 @@ def http_api_event(body: bytes, *, path: str = "/predict", method: str = "POST")
     }
 
 
+def read_event(event_path: Path) -> dict[str, Any]:
+    """A stored Lambda event (a JSON object); ``-`` reads standard input."""
+    import sys
+
+    try:
+        text = sys.stdin.read() if str(event_path) == "-" else event_path.read_text()
+        event = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise InvalidRequest(f"cannot read event {event_path}: {exc}", field="event") from exc
+    if not isinstance(event, dict):
+        raise InvalidRequest(f"event {event_path} must be a JSON object, got {type(event).__name__}", field="event")
+    return event
+
+
+def is_http_event(event: dict[str, Any]) -> bool:
+    """True when one of Mangum's front doors (API Gateway v1/v2, Function URL, ALB) recognises the event."""
+    from mangum.adapter import HANDLERS
+    from mangum.types import LambdaConfig
+
+    config = LambdaConfig(api_gateway_base_path="/", text_mime_types=[], exclude_headers=[])
+    return any(h.infer(event, LocalLambdaContext(), config) for h in HANDLERS if h.__name__ != "LambdaAtEdge")
+
+
+def event_kind(event: dict[str, Any]) -> str:
+    """``http`` or ``storage``: which handler the event's shape calls for (first match wins, Mangum-style)."""
+    if is_http_event(event):
+        return "http"
+    from modelfn.batch.trigger import is_storage_event
+
+    if is_storage_event(event):
+        return "storage"
+    raise InvalidRequest(
+        "the event matches no handler: tried http (API Gateway REST v1 / HTTP API v2, Function URL, ALB) and storage"
+        " (S3 notification direct, via SQS or EventBridge); `modelfn event s3|sqs|eventbridge|http` prints one",
+        field="event",
+    )
+
+
 def invoke_handler(settings: Settings, *, data: str | None, event_path: Path | None, path: str) -> str:
-    """Build the handler for ``settings``, send one event, return the response as pretty JSON text."""
+    """Send one request or stored event to the handler its shape calls for; return the response as JSON text."""
+    if event_path is not None:
+        event = read_event(event_path)
+    else:
+        assert data is not None
+        raw = Path(data[1:]).read_bytes() if data.startswith("@") else data.encode()
+        event = http_api_event(raw, path=path)
+    if event_kind(event) == "storage":
+        return json.dumps(_invoke_storage(settings, event), indent=2)
+    return json.dumps(_invoke_http(settings, event), indent=2)
+
+
+def _invoke_storage(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    from modelfn.batch.trigger import build_storage_handler
+
+    return build_storage_handler(settings)(event, LocalLambdaContext())
+
+
+def _invoke_http(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
     from mangum import Mangum
 
     from modelfn.serving.asgi import create_app
     from modelfn.serving.state import ModelState
 
-    if event_path is not None:
-        try:
-            event = json.loads(event_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InvalidRequest(f"cannot read event {event_path}: {exc}", field="event") from exc
-    else:
-        assert data is not None
-        raw = Path(data[1:]).read_bytes() if data.startswith("@") else data.encode()
-        event = http_api_event(raw, path=path)
     handler = Mangum(create_app(ModelState.load(settings)), lifespan="off")
-    response = handler(event, LocalLambdaContext())
+    response: dict[str, Any] = handler(event, LocalLambdaContext())
     body = response.get("body", "")
     if response.get("isBase64Encoded"):
         body = base64.b64decode(body).decode(errors="replace")
@@ -101,4 +149,4 @@ def invoke_handler(settings: Settings, *, data: str | None, event_path: Path | N
     except ValueError:
         response["body"] = body
     response.pop("isBase64Encoded", None)
-    return json.dumps(response, indent=2)
+    return response

@@ -1,0 +1,1 @@
+"""Local emulation of every trigger: realistic events, the Lambda Runtime Interface Emulator."""

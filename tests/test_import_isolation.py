@@ -38,6 +38,7 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
         "import modelfn.handlers.http",
         "import modelfn.serving.asgi, modelfn.serving.state",
         "import modelfn.loader, modelfn.runtime.onnx_session",
+        "import modelfn.batch.runner, modelfn.batch.spark_engine, modelfn.commands.batch",  # Spark, pandas: lazy
     ],
 )
 def test_run_time_entry_points_import_no_build_time_code(entry: str, tmp_path: object) -> None:

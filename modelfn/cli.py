@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from modelfn.commands import event as event_command
+from modelfn.commands import plan as plan_command
 from modelfn.commands._options import (
     ConfigOpt,
     CustomCodeOpt,
@@ -371,6 +372,7 @@ def quickstart(
 
 # Commands that live in modelfn.commands (one module each): registered here, in help order.
 # app.command("name")(module.function)
+app.command("plan")(plan_command.plan)
 app.command("event")(event_command.event)
 
 

@@ -65,6 +65,25 @@ def test_lambda_handler_keeps_fastapi_and_pydantic_off_the_inference_path(local_
     assert _loaded(modules, SLOW_FRAMEWORK) == []
 
 
+def test_storage_event_handler_imports_no_build_time_code_fastapi_or_pyarrow(
+    local_published: Published, tmp_path: Path
+) -> None:
+    import os
+
+    # GIVEN a real signed model and an output location: the import verifies and loads it, then an SQS batch
+    # (S3's test event) goes through Powertools' batch processor
+    event = Path(__file__).parent / "events" / "sqs_s3_test_event.json"
+    code = (
+        "import modelfn.handlers.storage_event as h, json, pathlib\n"
+        f"e = json.loads(pathlib.Path({str(event)!r}).read_text())\n"
+        "assert h.handler(e, None) == {'batchItemFailures': []}"
+    )
+    env = {**os.environ, **local_published.env, "MODELFN_OUTPUT_URL": str(tmp_path / "out")}
+    modules = _modules_after(code, env)
+    # THEN no build-time code, no FastAPI/pydantic stack and no pyarrow was imported on the way
+    assert _loaded(modules, (*BUILD_TIME, *SLOW_FRAMEWORK, "pyarrow")) == []
+
+
 def test_cli_help_imports_no_runtime_or_framework() -> None:
     modules = _modules_after("import modelfn.cli")
     assert _loaded(modules, (*BUILD_TIME, "onnxruntime", "boto3", "fastapi")) == []

@@ -61,10 +61,14 @@ RULES: tuple[PruneRule, ...] = (
             "numpy/_pyinstaller/",
             "numpy/_core/include/",
             "numpy/_core/lib/",
+            "numpy/_core/_simd.*.so",
+            "numpy/_core/_*_tests.*.so",
+            "numpy/random/_examples/",
         ),
-        "numpy's own test suite, the Fortran wrapper generator, static-typing helpers (modelfn imports "
-        "numpy.typing only under TYPE_CHECKING; numpy itself uses numpy._typing), PyInstaller hooks, and the "
-        "C headers and static library for compiling extensions",
+        "numpy's own test suite and its test-only extension modules (_simd, _*_tests), the Fortran wrapper "
+        "generator, static-typing helpers (modelfn imports numpy.typing only under TYPE_CHECKING; numpy itself "
+        "uses numpy._typing), PyInstaller hooks, cffi/numba/cython examples, and the C headers and static "
+        "library for compiling extensions",
     ),
     PruneRule(
         "type-stubs",

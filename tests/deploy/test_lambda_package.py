@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from modelfn.deploy.lambda_files import ZIP_DATE_TIME
 from modelfn.deploy.lambda_package import (
     LAMBDA_RUNTIMES,
-    ZIP_DATE_TIME,
     LambdaPackage,
     build_lambda_zip,
     pip_command,
     runtime_requirements,
 )
-from modelfn.deploy.prune import RULES
+from modelfn.deploy.prune import RULES, check_kept_imports
 from modelfn.errors import ConfigError, PackagingError
 from tests.fixtures.bundles import Published
 from tests.fixtures.models import tiny_onnx_expected
@@ -270,6 +270,52 @@ def test_zip_serves_a_prediction_in_the_lambda_emulator(emulator: ZipEmulator, s
 
 
 # --- other targets and refusals -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bytecode_is_compiled_for_var_task_and_used(runtime312: tuple[Path, Path], tmp_path: Path) -> None:
+    python, provided = runtime312
+    # GIVEN a package precompiled with a python3.12
+    built = build_lambda_zip(tmp_path / "pyc.zip", python_version="3.12", bytecode=_python("3.12"))
+    root = tmp_path / "task"
+    with zipfile.ZipFile(built.path) as archive:
+        archive.extractall(root)
+    assert (root / "modelfn" / "__pycache__" / "loader.cpython-312.pyc").is_file()
+    assert built.unzipped_bytes <= UNZIPPED_GOAL and built.zipped_bytes <= ZIPPED_GOAL
+    # WHEN its modules are imported with bytecode writes off (Lambda's /var/task is read-only), after
+    # a source file was changed behind the shipped bytecode
+    (root / "modelfn" / "_version.py").write_text('__version__ = "edited"\n')
+    script = (
+        "import marshal, modelfn._version as v\n"
+        "code = marshal.loads(open('modelfn/__pycache__/loader.cpython-312.pyc', 'rb').read()[16:])\n"
+        "print(code.co_filename, v.__version__ != 'edited')\n"
+    )
+    env = {**_zip_env(root, provided, {}), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([python, "-c", script], cwd=root, env=env, capture_output=True, text=True, check=True)
+    # THEN the shipped bytecode is what runs (unchecked-hash: no source reads), and it names /var/task paths
+    assert done.stdout.split() == ["/var/task/modelfn/loader.py", "True"]
+
+
+def test_bytecode_interpreter_must_match_the_runtime(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        build_lambda_zip(tmp_path / "f.zip", python_version="3.12", bytecode=_python("3.13"))
+    assert refused.value.field == "bytecode" and "3.13" in refused.value.message
+
+
+def test_kept_code_importing_pruned_code_is_refused(tmp_path: Path) -> None:
+    # GIVEN a package tree whose handler lazily imports the build-time packaging module
+    handlers = tmp_path / "modelfn" / "handlers"
+    handlers.mkdir(parents=True)
+    (tmp_path / "modelfn" / "__init__.py").write_text("")
+    (handlers / "__init__.py").write_text("")
+    (handlers / "ok.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import modelfn.cli\n")
+    check_kept_imports(tmp_path)  # a TYPE_CHECKING import never runs: accepted
+    (handlers / "bad.py").write_text("def f():\n    from ..adapters import registry\n")
+    # WHEN the package is checked, THEN the refusal names the file, the module and the rule
+    with pytest.raises(PackagingError) as refused:
+        check_kept_imports(tmp_path)
+    assert "modelfn/handlers/bad.py imports modelfn.adapters" in refused.value.message
+    assert "modelfn-build-time" in refused.value.message
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ An output becomes visible all at once or not at all, and at most once:
   place (``link(2)`` fails when the name exists, so of two writers exactly one wins) and removed.
   Temporary files left by a killed process are removed by the next write of the same key.
 
-Memory is bounded by one part buffer per open output, whatever the object's size.
+Memory per open S3 output is about two parts (the buffer, then the body the SDK sends), whatever the
+object's size; local outputs buffer nothing.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from modelfn.store.base import check_key
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-PART_BYTES = 8 * 1024 * 1024
-"""Multipart part size (S3's minimum is 5 MiB); also the most one output buffers in memory."""
+PART_BYTES = 5 * 1024 * 1024
+"""Multipart part size: S3's minimum, so the buffer is small; 10,000 parts still allow objects of 50 GiB."""
 PARTIAL_PREFIX = ".modelfn-partial-"
 _CONFLICT_RETRIES = 3
 
@@ -221,13 +222,15 @@ class S3Sink:
 
     def __init__(self, client: S3Client, bucket: str, key: str, url: str) -> None:
         self.client, self.bucket, self.key, self.url = client, bucket, key, url
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
 
     def write(self, data: bytes) -> int:
-        self._buffer += data
-        if len(self._buffer) >= PART_BYTES:
+        self._pending.append(bytes(data))
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= PART_BYTES:
             self._flush_part()
         return len(data)
 
@@ -238,10 +241,10 @@ class S3Sink:
             if self._upload_id is None:
                 return self._conditional(
                     lambda: self.client.put_object(
-                        Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), IfNoneMatch="*"
+                        Bucket=self.bucket, Key=self.key, Body=self._take(), IfNoneMatch="*"
                     )
                 )
-            if self._buffer or not self._parts:
+            if self._pending or not self._parts:
                 self._flush_part()
             upload: Any = {"Parts": self._parts}
             done = self._conditional(
@@ -262,7 +265,7 @@ class S3Sink:
             self.abort()
 
     def abort(self) -> None:
-        self._buffer = bytearray()
+        self._pending, self._pending_bytes = [], 0
         if self._upload_id is not None:
             from botocore.exceptions import BotoCoreError, ClientError
 
@@ -278,12 +281,17 @@ class S3Sink:
                 self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
             number = len(self._parts) + 1
             answer = self.client.upload_part(
-                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=bytes(self._buffer)
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=self._take()
             )
         except (BotoCoreError, ClientError) as exc:
             raise StoreError(f"cannot upload part of {self.url}: {exc}", field="output_url") from exc
         self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
-        self._buffer = bytearray()
+
+    def _take(self) -> bytes:
+        """The buffered bytes as one body; the buffer is released before the upload starts."""
+        body = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        return body
 
     def _conditional(self, call: Any) -> bool:
         """Run a conditional write: True written, False on 412; retry S3's 409 ConditionalRequestConflict."""

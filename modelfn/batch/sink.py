@@ -239,10 +239,9 @@ class S3Sink:
 
         try:
             if self._upload_id is None:
+                body = self._take()  # taken once: a retried conditional write sends the same bytes
                 return self._conditional(
-                    lambda: self.client.put_object(
-                        Bucket=self.bucket, Key=self.key, Body=self._take(), IfNoneMatch="*"
-                    )
+                    lambda: self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, IfNoneMatch="*")
                 )
             if self._pending or not self._parts:
                 self._flush_part()

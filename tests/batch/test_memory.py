@@ -2,8 +2,9 @@
 
 The bound: while one object is scored, resident memory grows by at most ``CHUNK_BOUND`` (a chunk of
 input lines, its arrays and output text, numpy's parser buffers) plus, for S3 outputs, two
-multipart parts (``PART_BYTES``: the buffer, then the body the SDK sends). The object here is 160 chunks and larger than the bound
-on both the input and the output side, so holding either whole would break it. Measured in a
+multipart parts (``PART_BYTES``: the buffer, then the body the SDK sends). The object here is 160
+chunks and larger than the bound on both the input and the output side, so holding either whole
+would break it. Measured in a
 fresh subprocess: the load phase's peak is reset (``/proc/self/clear_refs``) right before scoring,
 then the kernel's high-water mark (VmHWM, what ``ru_maxrss`` reports) is read after.
 """

@@ -28,6 +28,15 @@ if [ -f scripts/mxnet-env.sh ]; then
   export MODELFN_TEST_MXNET_PYTHON="$PWD/.venv-mxnet/bin/python"
 fi
 
+# serverless.yml tooling (osls, serverless-offline) from the committed lock file, when it changed.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    npm ci --legacy-peer-deps --no-audit --no-fund
+  else
+    echo "warning: no npm on PATH; install Node.js 20+ for the serverless.yml tests" >&2
+  fi
+fi
+
 # Lint and types first: cheap, and a failure here is a failure of the run.
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -2,12 +2,12 @@
 
 The driver verifies and loads the bundle first (a refused bundle fails before any task starts) and
 derives the output schema from it: the input columns, then the prediction columns that
-``tabular.prediction_columns`` names. Each executor Python worker then verifies and loads the
-same bundle, from the same store, with the same trust set, once (a module-level cache keyed by
-the settings; Spark reuses Python workers across tasks) and maps Arrow batches through
-``tabular.feeds_from_columns`` and the model. Executors need onnxruntime, never the training
-framework. Trusted keys travel as inline PEM and local paths as absolute paths, so executors
-read exactly what the driver checked. pyspark and pandas are imported only here, lazily.
+``tabular.prediction_columns`` names. Each executor Python worker then verifies and loads the same
+bundle, from the same store, with the same trust set, pinned to the version and root digest the
+driver saw, once (a module-level cache keyed by the settings; Spark reuses Python workers across
+tasks), and maps Arrow batches through ``tabular.feeds_from_columns`` and the model. Executors
+need onnxruntime, never the training framework. Trusted keys travel as inline PEM and local paths
+as absolute paths. pyspark and pandas are imported only here, lazily.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class SparkOutcome:
     def line(self) -> str:
         """The one-line summary printed after a run."""
         if self.already_done:
-            return f"already done: {self.rows} rows -> {self.output}"
+            return f"already done (nothing written) -> {self.output}"
         return f"{self.rows} rows in {self.seconds:.2f} s ({self.rows_per_s:,.0f} rows/s) -> {self.output}"
 
 
@@ -135,39 +135,43 @@ def run_spark(
     master: str = DEFAULT_MASTER,
     chunk_rows: int | None = None,
     session: Any = None,
+    bundle: LoadedBundle | None = None,
 ) -> SparkOutcome:
     """Score ``input_url`` (Parquet or CSV) with Spark into ``output_url`` (same format); idempotent.
 
+    The driver verifies the bundle first (or takes the verified ``bundle`` given); executors are then
+    pinned to its exact version and root digest, so they load the bundle the driver checked or nothing.
     The result is the Spark dataset folder ``<output_url>/<input name>/<model>-v<version>-<run id>.<fmt>``
-    (the local engine's naming; the run id covers the input's files and the model's root digest). A
-    result already holding Spark's ``_SUCCESS`` marker is left alone and reported as already done; a
-    partial one from an interrupted run is replaced. ``session`` (else the active session) is used as
-    configured and left running; only a session started here, on ``master``, is stopped at the end.
+    (the run id covers the input's files and the model's digest). A result holding Spark's ``_SUCCESS``
+    marker is left alone and reported as already done; a partial one is replaced. ``session`` (else the
+    active one) is used and left running; only a session started here, on ``master``, is stopped.
     """
+    from modelfn.loader import load_bundle
+
     started = time.perf_counter()
     source = absolute_url(input_url)
     fmt = data_format(source)
     portable = portable_settings(settings)
-    bundle = loaded(portable)  # the driver refuses a bad bundle before any task starts
+    bundle = bundle or load_bundle(portable)
+    pinned = portable.replace(model_version=str(bundle.manifest.version), pinned_digest=bundle.root_digest)
     target = result_url(source, absolute_url(output_url), bundle, fmt)
     if _committed(target):
-        return SparkOutcome(rows=_rows_before(target), seconds=0.0, output=target, format=fmt, already_done=True)
+        return SparkOutcome(rows=0, seconds=0.0, output=target, format=fmt, already_done=True)
     own = session is None and _active_session() is None
     spark = session or _active_session() or spark_session(master)
     try:
         if chunk_rows is not None:
             spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
         frame = _read(spark, source, fmt)
-        scored = frame.mapInPandas(functools.partial(score_frames, portable), _output_schema(frame, bundle))
+        scored = frame.mapInPandas(functools.partial(score_frames, pinned), _output_schema(frame, bundle))
         try:
             _write(scored, target, fmt)
         except Exception as exc:  # an executor's refusal arrives as a Py4J / PythonException
             raise _job_error(exc) from exc
-        rows = _read(spark, target, fmt).count()
+        rows = spark.read.format(fmt).option("header", "true").load(target).count()
     finally:
         if own:
             spark.stop()
-    _remember_rows(target, rows)
     return SparkOutcome(rows=rows, seconds=time.perf_counter() - started, output=target, format=fmt)
 
 
@@ -221,28 +225,17 @@ def _with_predictions(frame: pd.DataFrame, bundle: LoadedBundle, manifest: Manif
 
 def _output_schema(frame: Any, bundle: LoadedBundle) -> Any:
     """Input fields, then one field per prediction column, typed from a scored sample of the input."""
-    from pyspark.sql.types import StructField, StructType
+    import pandas as pd
+    from pyspark.sql.types import NumericType, StructField, StructType
 
     sample = frame.limit(SAMPLE_ROWS).toPandas()
-    if sample.empty:
-        sample = _zero_row_frame(frame)
+    if sample.empty:  # no rows to learn from: one zero per numeric column gives the prediction types
+        sample = pd.DataFrame({f.name: [0.0 if isinstance(f.dataType, NumericType) else ""] for f in frame.schema})
     scored = _with_predictions(sample, bundle, bundle.manifest)
     fields = list(frame.schema.fields)
     for name in scored.columns[len(sample.columns) :]:
         fields.append(StructField(str(name), _spark_type(scored[name].to_numpy()), nullable=True))
     return StructType(fields)
-
-
-def _zero_row_frame(frame: Any) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame({f.name: pd.Series([], dtype=_pandas_dtype(f.dataType)) for f in frame.schema.fields})
-
-
-def _pandas_dtype(data_type: Any) -> str:
-    from pyspark.sql.types import NumericType
-
-    return "float64" if isinstance(data_type, NumericType) else "object"
 
 
 def _spark_type(values: np.ndarray[Any, Any]) -> Any:
@@ -277,24 +270,6 @@ def _file_identities(source: str) -> list[str]:
         return []
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     return [f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
-
-
-ROWS_FILE = "_MODELFN_ROWS"
-"""Beside ``_SUCCESS``: the row count, so an already-done run reports it without a Spark job."""
-
-
-def _remember_rows(target: str, rows: int) -> None:
-    path = _local_path(target)
-    if path is not None and path.is_dir():
-        (path / ROWS_FILE).write_text(f"{rows}\n")
-
-
-def _rows_before(target: str) -> int:
-    path = _local_path(target)
-    try:
-        return int((path / ROWS_FILE).read_text()) if path is not None else 0
-    except (OSError, ValueError):
-        return 0
 
 
 def _committed(target: str) -> bool:

@@ -10,7 +10,8 @@ Formulas (λ = request rate, W = warm duration on Lambda, D = burst length):
 - Throttling during a burst: available concurrency A(t) = min(limit, C₀ + 1,000 + 100 · t) (a full
   bucket of 1,000 at the start, refilled at 1,000 per 10 s); throttled requests = ∫ max(0, C_b − A(t)) / W dt.
 - Cost per month (730 h): requests + front door + duration (at the provisioned-concurrency rate for the
-  share of concurrency it covers) + billed init of every cold start + provisioned GB-seconds.
+  requests it covers: min(1, P / C) of them, in steady and in burst time) + billed init of every cold
+  start + provisioned GB-seconds.
 - Containers: c workers per instance serve S-second requests; instances = ⌈λ / (c · u / S)⌉ at target
   utilization u; mean time in system from the M/M/c (Erlang C) queue.
 """
@@ -166,8 +167,7 @@ def lambda_cost(
     requests = traffic.mean_rps * SECONDS_PER_MONTH
     gb = memory_mb / 1024
     billed_s = math.ceil(duration_s * 1000) / 1000  # duration is billed per started millisecond
-    mean_concurrency = traffic.mean_rps * duration_s
-    covered = min(1.0, provisioned / mean_concurrency) if provisioned and mean_concurrency else 0.0
+    covered = provisioned_share(traffic, duration_s, provisioned)
     duration_price = (
         covered * PROVISIONED_DURATION_PRICES[options.arch] + (1 - covered) * GB_SECOND_PRICES[options.arch]
     )
@@ -179,6 +179,20 @@ def lambda_cost(
         "init": cold_per_day * DAYS_PER_MONTH * init_s * gb * GB_SECOND_PRICES[options.arch],
         "provisioned": provisioned * gb * SECONDS_PER_MONTH * PROVISIONED_GB_SECOND_PRICES[options.arch],
     }
+
+
+def provisioned_share(traffic: Traffic, duration_s: float, provisioned: int) -> float:
+    """Share of requests run on provisioned environments: min(1, P / C) in steady time and in burst time."""
+    if not provisioned:
+        return 0.0
+    burst_time = traffic.burst_s * traffic.bursts_per_day / 86400 if traffic.burst_rps > traffic.steady_rps else 0.0
+    periods = [
+        (traffic.steady_rps * (1 - burst_time), traffic.steady_rps),
+        (traffic.burst_rps * burst_time, traffic.burst_rps),
+    ]
+    total = sum(requests for requests, _ in periods)
+    covered = sum(requests * min(1.0, provisioned / (rate * duration_s)) for requests, rate in periods if requests)
+    return covered / total if total else 0.0
 
 
 def estimate_container(traffic: Traffic, figures: ModelFigures, option: ContainerOption) -> ContainerEstimate:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelfn.errors import ConfigError
-from modelfn.plan.estimate import burst_throttling, estimate_container, estimate_lambda, make_plan
+from modelfn.plan.estimate import burst_throttling, estimate_container, estimate_lambda, make_plan, provisioned_share
 from modelfn.plan.inputs import (
     CPU_CONTAINER,
     SECONDS_PER_MONTH,
@@ -147,3 +147,14 @@ def test_figures_from_the_bench_outputs(tmp_path: Path) -> None:
         figures_from_bench([coldstart])
     with pytest.raises(ConfigError, match="'mlp', 'rf'"):
         figures_from_bench([coldstart], "cnn")
+
+
+def test_provisioned_environments_cover_steady_traffic_not_the_burst_above_them() -> None:
+    # GIVEN steady 10 rps (1 in flight) and a 1-hour daily burst at 100 rps (10 in flight), 2 provisioned
+    traffic = Traffic(steady_rps=10, burst_rps=100, burst_s=3600, bursts_per_day=1)
+    # WHEN the share of requests on provisioned environments is computed
+    share = provisioned_share(traffic, 0.1, 2)
+    # THEN all steady requests and 2/10 of the burst requests are covered
+    steady, burst = 10 * 23 / 24, 100 / 24
+    assert share == pytest.approx((steady + burst * 0.2) / (steady + burst))
+    assert provisioned_share(traffic, 0.1, 0) == 0

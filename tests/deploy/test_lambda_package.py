@@ -9,14 +9,12 @@ Runtime Interface Emulator, with the working directory set to the unpacked zip (
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
-import socket
 import subprocess
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +32,9 @@ from modelfn.deploy.lambda_package import (
     runtime_requirements,
 )
 from modelfn.deploy.prune import RULES, check_kept_imports
+from modelfn.emulate.lambda_rie import LambdaEmulator
 from modelfn.errors import ConfigError, PackagingError
+from tests.batch.s3_events import body, keys, put, sqs_of
 from tests.fixtures.bundles import Published
 from tests.fixtures.models import tiny_onnx_expected
 from tests.handlers.events import http_event
@@ -89,76 +89,27 @@ def _zip_env(unpacked: Path, provided: Path, extra: dict[str, str]) -> dict[str,
     return {**env, **extra, "PYTHONPATH": f"{unpacked}{os.pathsep}{provided}", "PYTHONNOUSERSITE": "1"}
 
 
-class ZipEmulator:
-    """aws-lambda-rie running ``python -m awslambdaric modelfn.handlers.http.handler`` from the unpacked zip."""
-
-    def __init__(self, python: Path, cwd: Path, env: dict[str, str], log: Path) -> None:
-        import samcli
-
-        rie = Path(samcli.__file__).parent / "local" / "rapid" / f"aws-lambda-rie-{HOST_ARCH}"
-        port, api_port = _free_port(), _free_port()
-        self.url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(rie),
-                "--runtime-interface-emulator-address",
-                f"127.0.0.1:{port}",
-                "--runtime-api-address",
-                f"127.0.0.1:{api_port}",
-                str(python),
-                "-m",
-                "awslambdaric",
-                "modelfn.handlers.http.handler",
-            ],  # fmt: skip
-            cwd=cwd,
-            env={**env, "AWS_LAMBDA_FUNCTION_TIMEOUT": "30", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"aws-lambda-rie did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(self.url, data=json.dumps(event).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=60) as response:
-            result: dict[str, Any] = json.loads(response.read())
-        return result
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@contextlib.contextmanager
+def _emulator(
+    handler: str, unpacked: Path, runtime: tuple[Path, Path], env: dict[str, str], log: Path
+) -> Iterator[LambdaEmulator]:
+    """aws-lambda-rie running ``python -m awslambdaric <handler>`` from the unpacked zip, in a clean environment."""
+    python, provided = runtime
+    with (
+        log.open("wb") as sink,
+        LambdaEmulator(
+            handler, env=_zip_env(unpacked, provided, env), python=python, cwd=unpacked, inherit_env=False, log=sink
+        ) as rie,
+    ):
+        yield rie
 
 
 @pytest.fixture
 def emulator(
     unpacked: Path, runtime312: tuple[Path, Path], s3_published: Published, tmp_path: Path
-) -> Iterator[ZipEmulator]:
-    python, provided = runtime312
-    rie = ZipEmulator(python, unpacked, _zip_env(unpacked, provided, s3_published.env), tmp_path / "rie.log")
-    yield rie
-    rie.stop()
+) -> Iterator[LambdaEmulator]:
+    with _emulator("http", unpacked, runtime312, s3_published.env, tmp_path / "rie.log") as rie:
+        yield rie
 
 
 # --- built zip ------------------------------------------------------------------------------
@@ -245,7 +196,7 @@ def test_zip_alone_imports_the_run_time_stack(unpacked: Path, runtime312: tuple[
 
 
 @pytest.mark.slow
-def test_zip_serves_a_prediction_in_the_lambda_emulator(emulator: ZipEmulator, s3_published: Published) -> None:
+def test_zip_serves_a_prediction_in_the_lambda_emulator(emulator: LambdaEmulator, s3_published: Published) -> None:
     # GIVEN the zip's handler, which verified and loaded the model from S3 (moto_server) in its init phase
     x = np.arange(8, dtype=np.float32).reshape(2, 4) / 10
     body = json.dumps({"instances": x.tolist()}).encode()
@@ -267,6 +218,26 @@ def test_zip_serves_a_prediction_in_the_lambda_emulator(emulator: ZipEmulator, s
     assert "FastAPI" in json.loads(docs["body"])["error"]
     bad = emulator.invoke(http_event("http_api_v2", "POST", "/predict", b"{not json"))
     assert bad["statusCode"] == 400
+
+
+@pytest.mark.slow
+def test_zip_scores_a_storage_event_in_the_lambda_emulator(
+    unpacked: Path, runtime312: tuple[Path, Path], s3_published: Published, s3_bucket: str, tmp_path: Path
+) -> None:
+    # GIVEN the zip's storage-event handler (SQS delivery: Powertools' batch utilities) and a new JSONL object
+    env = {**s3_published.env, "MODELFN_OUTPUT_URL": f"s3://{s3_bucket}/results/"}
+    x = np.arange(8, dtype=np.float32).reshape(2, 4) / 10
+    rows = b"".join(json.dumps({"x": row}).encode() + b"\n" for row in x.tolist())
+    obj = put(s3_bucket, "incoming/rows.jsonl", rows)
+    with _emulator("storage_event", unpacked, runtime312, env, tmp_path / "rie.log") as rie:
+        # WHEN the object's notification arrives
+        response = rie.invoke(sqs_of(obj))
+    # THEN no record failed and the predictions were written under the output prefix, nothing else needed
+    assert response == {"batchItemFailures": []}, response
+    written = [k for k in keys(s3_bucket, "results/") if k.endswith(".jsonl")]
+    assert len(written) == 1
+    lines = [json.loads(line) for line in body(s3_bucket, written[0]).splitlines()]
+    assert len(lines) == 2
 
 
 # --- other targets and refusals -------------------------------------------------------------

@@ -21,6 +21,7 @@ from tests.fixtures.models import tiny_onnx_expected
 
 runner = CliRunner()
 SAM = Path(sys.executable).parent / "sam"
+EVENTS = Path(__file__).resolve().parents[1] / "events"
 ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.0, -1.0, 2.0]]
 # Fields API Gateway sends only when used (cookies, query string, authorizer, ...) and SAM's sample headers.
 HTTP_OPTIONAL = {".cookies", ".queryStringParameters", ".pathParameters", ".stageVariables", ".headers.Header1",
@@ -167,3 +168,23 @@ def test_emulation_modules_import_no_runtime_or_framework() -> None:
     # THEN nothing heavy came with them (boto3 and mangum load only when an event needs them)
     heavy = ("onnxruntime", "boto3", "fastapi", "pydantic", "mangum", "numpy", "modelfn.adapters")
     assert sorted(m for m in modules if m.split(".")[0] in heavy or m.startswith("modelfn.adapters")) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("http_api_v2", "http"),
+        ("apigw_rest_v1", "http"),
+        ("function_url", "http"),
+        ("alb", "http"),
+        ("s3_object_created", "storage"),
+        ("sqs_s3", "storage"),
+        ("sqs_s3_test_event", "storage"),
+        ("eventbridge_object_created", "storage"),
+    ],
+)
+def test_canned_events_pick_their_handler(name: str, kind: str) -> None:
+    from modelfn.invoke import event_kind, read_event
+
+    # GIVEN a canned platform event from tests/events, WHEN its shape is classified, THEN the right handler is chosen
+    assert event_kind(read_event(EVENTS / f"{name}.json")) == kind

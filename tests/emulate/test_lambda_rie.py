@@ -116,3 +116,24 @@ def test_serve_lambda_with_an_unknown_handler_exits_2() -> None:
     out = subprocess.run([str(MODELFN), "serve", "--lambda", "--handler", "nope", "--port", str(free_port())],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 2 and "choose one of http, storage_event, wsgi" in out.stderr
+
+
+@pytest.mark.slow
+def test_storage_event_handler_under_the_emulator(s3_published: Published, s3_bucket: str, tmp_path: Path) -> None:
+    import io
+
+    import boto3
+
+    # GIVEN an input object on moto_server and the storage-event handler under aws-lambda-rie
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(ROWS * 2, dtype=np.float32))
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="incoming/rows.npy", Body=buffer.getvalue())
+    env = settings_env(s3_published.settings.replace(output_url=f"s3://{s3_bucket}/results"))
+    event = _generated_event("sqs", "--bucket", s3_bucket, "--key", "incoming/rows.npy", "--lookup")
+    with (tmp_path / "rie.log").open("wb") as log, LambdaEmulator("storage_event", env=env, log=log) as rie:
+        # WHEN an SQS-delivered S3 notification from `modelfn event sqs` is invoked
+        response = rie.invoke(event)
+    # THEN no record failed and the predictions were written under the output prefix
+    assert response == {"batchItemFailures": []}, (tmp_path / "rie.log").read_text()
+    listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="results/")["Contents"]
+    assert any(obj["Key"].endswith(".npz") for obj in listed)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -137,10 +136,11 @@ def run_local(
     chunk_rows: int | None = None,
     progress: bool = False,
     bundle: LoadedBundle | None = None,
-    on_object: Callable[[str, JobOutcome | Failure], None] | None = None,
 ) -> BatchSummary:
-    """Verify and load the bundle once, then score every input object into ``output_url``."""
-    from modelfn.batch.formats import DEFAULT_CHUNK_ROWS
+    """Verify and load the bundle once, then score every input object into ``output_url``.
+
+    ``chunk_rows`` defaults to ``settings.chunk_rows``; ``bundle`` skips the load when already verified.
+    """
     from modelfn.batch.job import score_object
     from modelfn.batch.sink import output_for
     from modelfn.loader import load_bundle
@@ -150,24 +150,20 @@ def run_local(
     found = walk_input(input_url)
     output = output_for(output_url)
     loaded = bundle or load_bundle(settings)
+    rows_per_chunk = chunk_rows or settings.chunk_rows
     summary = BatchSummary(input_url=input_url, output_url=output.url, skipped=found.skipped)
-    with _progress(progress, len(found.objects)) as advance:
+    with _Progress(progress, len(found.objects)) as bar:
         for info in found.objects:
-            result: JobOutcome | Failure
+            bar.start(info.key)
             try:
-                result = score_object(
-                    loaded, found.store, info.key, output, pin=info, chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS
+                summary.outcomes.append(
+                    score_object(loaded, found.store, info.key, output, pin=info, chunk_rows=rows_per_chunk)
                 )
-                summary.outcomes.append(result)
             except ModelfnError as exc:
-                result = Failure(info.key, exc.code, exc.message)
-                summary.failures.append(result)
+                summary.failures.append(Failure(info.key, exc.code, exc.message))
             except Exception as exc:  # one unreadable object must not end the walk; it is listed instead
-                result = Failure(info.key, "unexpected", f"{type(exc).__name__}: {exc}")
-                summary.failures.append(result)
-            advance(info.key, summary.rows)
-            if on_object is not None:
-                on_object(info.key, result)
+                summary.failures.append(Failure(info.key, "unexpected", f"{type(exc).__name__}: {exc}"))
+            bar.done(summary.rows)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -188,15 +184,15 @@ def _location(url: str) -> tuple[str, str]:
     return "local", str(path.resolve())
 
 
-class _progress:
-    """A rich progress bar on stderr (objects, rows) when asked, else a no-op."""
+class _Progress:
+    """A rich progress bar on stderr (objects done, rows, the object being scored) when asked, else nothing."""
 
     def __init__(self, enabled: bool, total: int) -> None:
         self.enabled, self.total = enabled, total
         self._bar: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> Callable[[str, int], None]:
+    def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -212,11 +208,17 @@ class _progress:
             )
             self._bar.start()
             self._task = self._bar.add_task("scoring", total=self.total, rows=0)
-        return self._advance
+        return self
 
-    def _advance(self, key: str, rows: int) -> None:
+    def start(self, key: str) -> None:
+        """Show the object now being scored."""
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, rows=rows, description=key[-40:])
+            self._bar.update(self._task, description=key if len(key) <= 40 else "…" + key[-39:])
+
+    def done(self, rows: int) -> None:
+        """Count one more object finished (scored or failed) and the rows so far."""
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, rows=rows)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -73,8 +73,8 @@ def batch(
         typer.Option(
             "--chunk-rows",
             min=1,
-            help="Rows predicted at once: per chunk of an object (local, default 10000) or per Arrow batch (spark,"
-            " default Spark's 10000)",
+            help="Rows read, predicted and written at once: per chunk of an object (local) or per Arrow batch"
+            " (spark); default 10000 (env MODELFN_CHUNK_ROWS)",
             show_default=False,
         ),
     ] = None,
@@ -104,24 +104,24 @@ def batch(
     try:
         settings = load_settings(
             config, trust, model_name=model, store_url=store, model_version=version, output_url=output_url,
-            allow_custom_code=allow_custom_code,
+            chunk_rows=chunk_rows, allow_custom_code=allow_custom_code,
         )  # fmt: skip
         if settings.output_url is None:
             raise ConfigError("no OUTPUT given and MODELFN_OUTPUT_URL is not set", field="output_url")
         if not settings.model_name:
             raise ConfigError("no model configured: pass --model or set MODELFN_MODEL_NAME", field="model_name")
         if engine is Engine.spark:
-            _spark(settings, input_url, settings.output_url, master, chunk_rows)
+            _spark(settings, input_url, settings.output_url, master)
         else:
-            _local(settings, input_url, settings.output_url, chunk_rows)
+            _local(settings, input_url, settings.output_url)
     except ModelfnError as exc:
         raise fail(exc) from exc
 
 
-def _local(settings: Settings, input_url: str, output_url: str, chunk_rows: int | None) -> None:
+def _local(settings: Settings, input_url: str, output_url: str) -> None:
     from modelfn.batch.runner import run_local
 
-    summary = run_local(settings, input_url, output_url, chunk_rows=chunk_rows, progress=sys.stderr.isatty())
+    summary = run_local(settings, input_url, output_url, progress=sys.stderr.isatty())
     for failure in summary.failures:
         typer.secho(f"failed: {failure.key}: {failure.message}", err=True, fg=typer.colors.RED)
     typer.echo(summary.line())
@@ -129,10 +129,10 @@ def _local(settings: Settings, input_url: str, output_url: str, chunk_rows: int 
         raise typer.Exit(code=FAILED_EXIT)
 
 
-def _spark(settings: Settings, input_url: str, output_url: str, master: str, chunk_rows: int | None) -> None:
+def _spark(settings: Settings, input_url: str, output_url: str, master: str) -> None:
     from modelfn.batch.runner import check_output_outside
     from modelfn.batch.spark_engine import run_spark
 
     check_output_outside(input_url, output_url)
-    outcome = run_spark(settings, input_url, output_url, master=master, chunk_rows=chunk_rows)
+    outcome = run_spark(settings, input_url, output_url, master=master, chunk_rows=settings.chunk_rows)
     typer.echo(outcome.line())

@@ -97,10 +97,11 @@ def test_a_refused_run_exits_2_naming_the_problem(
 
 @pytest.mark.slow
 def test_the_spark_engine_from_the_command_line_matches_the_local_engine(
-    inputs: Path, tmp_path: Path, local_published: Published
+    inputs: Path, tmp_path: Path, s3_published: Published
 ) -> None:
-    # GIVEN the model configured by environment and the local engine's results for the folder
-    env = {**os.environ, **local_published.env, "MODELFN_OUTPUT_URL": str(tmp_path / "local")}
+    # GIVEN the model in an S3 store (executors fetch and verify it there too), configured by environment,
+    # and the local engine's results for the folder
+    env = {**os.environ, **s3_published.env, "MODELFN_OUTPUT_URL": str(tmp_path / "local")}
     local = runner.invoke(app, ["batch", str(inputs)], env=env, catch_exceptions=False)
     assert local.exit_code == 0, local.output
 

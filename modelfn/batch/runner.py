@@ -178,8 +178,8 @@ def _single(store: Store, name: str) -> InputObjects:
 def _location(url: str) -> tuple[str, str]:
     """(``local`` or the bucket, the absolute path or key prefix) of a location, for containment checks."""
     parts = urlsplit(url)
-    if parts.scheme == "s3":
-        return f"s3:{parts.netloc}", parts.path.strip("/")
+    if parts.scheme not in ("", "file"):  # s3://, and s3a:// or hdfs:// for the Spark engine
+        return f"{parts.scheme}:{parts.netloc}", parts.path.strip("/")
     path = Path(unquote(parts.path) if parts.scheme == "file" else url).expanduser()
     return "local", str(path.resolve())
 

@@ -136,6 +136,7 @@ def run_spark(
     chunk_rows: int | None = None,
     session: Any = None,
     bundle: LoadedBundle | None = None,
+    progress: bool = False,
 ) -> SparkOutcome:
     """Score ``input_url`` (Parquet or CSV) with Spark into ``output_url`` (same format); idempotent.
 
@@ -145,6 +146,7 @@ def run_spark(
     (the run id covers the input's files and the model's digest). A result holding Spark's ``_SUCCESS``
     marker is left alone and reported as already done; a partial one is replaced. ``session`` (else the
     active one) is used and left running; only a session started here, on ``master``, is stopped.
+    ``progress`` turns on Spark's console progress bar (stages, tasks) in a session started here.
     """
     from modelfn.loader import load_bundle
 
@@ -158,7 +160,8 @@ def run_spark(
     if _committed(target):
         return SparkOutcome(rows=0, seconds=0.0, output=target, format=fmt, already_done=True)
     own = session is None and _active_session() is None
-    spark = session or _active_session() or spark_session(master)
+    config = {"spark.ui.showConsoleProgress": "true"} if progress else None
+    spark = session or _active_session() or spark_session(master, config=config)
     try:
         if chunk_rows is not None:
             spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))

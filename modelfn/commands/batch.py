@@ -134,5 +134,7 @@ def _spark(settings: Settings, input_url: str, output_url: str, master: str) -> 
     from modelfn.batch.spark_engine import run_spark
 
     check_output_outside(input_url, output_url)
-    outcome = run_spark(settings, input_url, output_url, master=master, chunk_rows=settings.chunk_rows)
+    outcome = run_spark(
+        settings, input_url, output_url, master=master, chunk_rows=settings.chunk_rows, progress=sys.stderr.isatty()
+    )
     typer.echo(outcome.line())

@@ -30,7 +30,7 @@ def plan(
     memory_mb: Annotated[float | None, typer.Option(help="Peak resident memory (MB)", rich_help_panel=_M)] = None,
     bench: Annotated[
         list[Path] | None,
-        typer.Option(help="bench/results JSON (coldstart.json, handler.json); repeatable", rich_help_panel=_M),
+        typer.Option(help="bench/results JSON: coldstart, handler, plan_validate; repeatable", rich_help_panel=_M),
     ] = None,
     bench_model: Annotated[
         str | None, typer.Option(help="Which model in the bench files (rf, mlp, ...)", rich_help_panel=_M)

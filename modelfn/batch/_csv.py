@@ -1,21 +1,26 @@
 """CSV in, the same CSV with prediction columns appended out, ``chunk_rows`` lines at a time.
 
-The header names the columns (see ``modelfn.batch.tabular`` for how they feed the model). Input
-lines are copied to the output byte for byte and the predictions appended, so columns the model
-does not use (ids, timestamps) pass through untouched. Numeric columns are parsed by numpy's C
-reader; a value that does not parse is reported with its row (1 = first data row) and column.
-Fields may be quoted, but a quoted field may not contain a line break.
+The header names the columns (see ``modelfn.batch.tabular`` for how they feed the model); it is
+checked against the model before any row is read. Input lines are copied to the output byte for
+byte and the predictions appended, so columns the model does not use pass through untouched.
+Numbers are parsed by numpy's C reader and written as the shortest text that reads back to the
+same value (orjson's float formatting: several times faster than numpy's ``astype(str)``). A value
+that does not parse is reported with its row (1 = first data row) and column. Fields may be
+quoted, but a quoted field may not contain a line break.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from modelfn.batch._pipeline import OrderedWriter, prefetched
 from modelfn.batch.formats import line_chunks
-from modelfn.batch.tabular import feeds_from_columns, prediction_columns
+from modelfn.batch.tabular import feeds_from_columns, output_order, prediction_columns
 from modelfn.errors import InvalidRequest, UnprocessableInput
 from modelfn.runtime.base import numpy_dtype
 
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 
 
 def score(data: Iterator[bytes], sink: Sink, ctx: ScoreContext) -> int:
-    """Score every data line; returns the number of rows."""
+    """Score every data line, reading ahead and writing behind the model; returns the number of rows."""
     chunks = line_chunks(data, ctx.chunk_rows)
     with ctx.timed("read"):
         first = next(chunks, None)
@@ -41,68 +46,85 @@ def score(data: Iterator[bytes], sink: Sink, ctx: ScoreContext) -> int:
     if len(set(names)) != len(names) or not all(names):
         raise UnprocessableInput(f"the CSV header has empty or repeated column names: {names}", field="header")
     used = _used_columns(names, ctx.manifest)
-    pending: list[bytes] = first[1:]
-    rows = 0
-    header_written = False
-    while True:
-        if pending:
+
+    def parsed() -> Iterator[tuple[list[bytes], dict[str, Array]]]:
+        done = 0
+        lines: list[bytes] | None = first[1:]
+        while lines is not None:
+            if lines:
+                with ctx.timed("read"):
+                    feeds = _feeds(lines, names, used, done, ctx.manifest)
+                yield lines, feeds
+                done += len(lines)
             with ctx.timed("read"):
-                columns = _parse(pending, names, used, rows)
-            results = ctx.predict(feeds_from_columns(columns, ctx.manifest), first_row=rows + 1)
-            with ctx.timed("write"):
-                out_cols = prediction_columns(results, ctx.manifest)
-                if not header_written:
-                    sink.write(header.encode() + b"," + _join_row(list(out_cols)).encode() + b"\n")
-                    header_written = True
-                sink.write(_append(pending, out_cols))
-            rows += len(pending)
-        with ctx.timed("read"):
-            nxt = next(chunks, None)
-        if nxt is None:
-            break
-        pending = nxt
-    if not header_written:
-        sink.write(header.encode() + b"," + _join_row(_empty_prediction_names(ctx)).encode() + b"\n")
+                lines = next(chunks, None)
+
+    def write(lines: list[bytes], results: dict[str, Array], first_chunk: bool) -> None:
+        with ctx.timed("write"):
+            if first_chunk:
+                sink.write(_header_line(header, list(prediction_columns(results, ctx.manifest))))
+            sink.write(_append(lines, _prediction_text(results, ctx.manifest)))
+
+    rows = 0
+    with OrderedWriter() as writer, contextlib.closing(prefetched(parsed())) as chunks_ahead:
+        for lines, feeds in chunks_ahead:
+            results = ctx.predict(feeds, first_row=rows + 1)
+            writer.submit(functools.partial(write, lines, results, rows == 0))
+            rows += len(lines)
+    if rows == 0:
+        sink.write(_header_line(header, _empty_prediction_names(ctx)))
     return rows
 
 
 def _used_columns(names: list[str], manifest: Manifest) -> dict[str, str]:
-    """Column name → manifest dtype for the columns the model reads (all of them in feature mode)."""
-    inputs = {spec.name: spec.dtype for spec in manifest.inputs}
+    """Column name → manifest dtype of the columns the model reads; the header is checked against the model here."""
+    import numpy as np
+
+    inputs: dict[str, str] = {spec.name: spec.dtype for spec in manifest.inputs}
     if all(name in names for name in inputs):
-        return {name: inputs[name] for name in names if name in inputs}
-    if len(manifest.inputs) == 1:
-        return {name: manifest.inputs[0].dtype for name in names}
-    missing = next(name for name in inputs if name not in names)
-    raise UnprocessableInput(
-        f"missing column {missing!r}: this model takes one column per input {list(inputs)}", field=missing
-    )
+        used = {name: inputs[name] for name in names if name in inputs}
+    else:  # feature columns (single input), or a missing input column that the probe below names
+        used = dict.fromkeys(names, manifest.inputs[0].dtype if len(inputs) == 1 else "float32")
+    probe = {name: np.zeros(0, dtype=object if used.get(name) == "string" else np.float32) for name in names}
+    feeds_from_columns(probe, manifest)  # raises naming the column when the header cannot feed the model
+    return used
 
 
-def _parse(lines: list[bytes], names: list[str], used: dict[str, str], done: int) -> dict[str, Array]:
-    """The used columns of a chunk, typed; numeric ones through numpy's C parser."""
+def _feeds(
+    lines: list[bytes], names: list[str], used: dict[str, str], done: int, manifest: Manifest
+) -> dict[str, Array]:
+    """Model feeds of one chunk: numeric columns through numpy's C parser, text columns through ``csv``."""
     import numpy as np
 
     index = {name: names.index(name) for name in used}
-    if all(dtype != "string" for dtype in used.values()):
-        text = [_decode(line, done + i + 1) for i, line in enumerate(lines)]
+    if any(dtype == "string" for dtype in used.values()):
+        return feeds_from_columns(_parse_python(lines, names, used, done), manifest)
+    text = _decode(b"\n".join(lines), done + 1).split("\n")
+    spec = manifest.inputs[0]
+    try:
+        if len(manifest.inputs) == 1 and spec.name not in used:  # feature columns: one matrix, in header order
+            matrix = np.loadtxt(text, delimiter=",", quotechar='"', dtype=numpy_dtype(spec.dtype), ndmin=2,
+                                usecols=[index[n] for n in used])  # fmt: skip
+            return {spec.name: matrix if len(spec.shape) == 2 else matrix.reshape(-1)}
         dtype = [(f"c{index[name]}", numpy_dtype(used[name])) for name in used]
-        try:
-            table = np.loadtxt(
-                text, delimiter=",", quotechar='"', dtype=dtype, usecols=[index[n] for n in used], ndmin=1
-            )
-        except ValueError as exc:
-            _locate(lines, names, used, done)  # raises with row and column
-            raise UnprocessableInput(f"rows {done + 1}-{done + len(lines)}: {exc}", field="body") from exc
-        return {name: np.asarray(table[f"c{index[name]}"]).reshape(-1) for name in used}
+        table = np.loadtxt(text, delimiter=",", quotechar='"', dtype=dtype, usecols=[index[n] for n in used], ndmin=1)
+    except ValueError as exc:
+        _locate(lines, names, used, done)  # raises with row and column
+        raise UnprocessableInput(f"rows {done + 1}-{done + len(lines)}: {exc}", field="body") from exc
+    columns = {name: np.asarray(table[f"c{index[name]}"]).reshape(-1) for name in used}
+    return feeds_from_columns(columns, manifest)
+
+
+def _parse_python(lines: list[bytes], names: list[str], used: dict[str, str], done: int) -> dict[str, Array]:
+    """Columns through the ``csv`` module (text inputs); numbers checked one by one."""
+    import numpy as np
+
+    index = {name: names.index(name) for name in used}
     parsed = [_fields(_decode(line, done + i + 1), done + i + 1) for i, line in enumerate(lines)]
     columns: dict[str, Array] = {}
-    for name in used:
+    for name, dtype in used.items():
         values = [_cell(row, index[name], names, done + i + 1) for i, row in enumerate(parsed)]
-        if used[name] == "string":
-            columns[name] = np.asarray(values, dtype=object)
-        else:
-            columns[name] = _typed(values, name, used[name], done)
+        columns[name] = np.asarray(values, dtype=object) if dtype == "string" else _typed(values, name, dtype, done)
     return columns
 
 
@@ -125,10 +147,7 @@ def _locate(lines: list[bytes], names: list[str], used: dict[str, str], done: in
     """Find the first bad cell of a chunk numpy refused, and raise naming its row and column."""
     for i, line in enumerate(lines):
         row = _fields(_decode(line, done + i + 1), done + i + 1)
-        if len(row) != len(names):
-            raise UnprocessableInput(
-                f"row {done + i + 1} has {len(row)} fields, the header has {len(names)}", field=f"row {done + i + 1}"
-            )
+        _cell(row, 0, names, done + i + 1)
         for name, dtype in used.items():
             _typed([row[names.index(name)]], name, dtype, done + i)
 
@@ -148,26 +167,41 @@ def _fields(line: str, line_no: int) -> list[str]:
         raise UnprocessableInput(f"row {line_no} is not valid CSV", field=f"row {line_no}") from exc
 
 
-def _decode(line: bytes, line_no: int) -> str:
+def _decode(data: bytes, line_no: int) -> str:
     try:
-        return line.decode("utf-8-sig" if line_no == 0 else "utf-8")
+        return data.decode("utf-8-sig" if line_no == 0 else "utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"row {line_no} is not UTF-8 text", field=f"row {line_no}") from exc
 
 
-def _append(lines: list[bytes], out_cols: dict[str, Array]) -> bytes:
-    """Each input line, a comma, its prediction values; one block of bytes for the chunk."""
-    texts = [_column_text(values) for values in out_cols.values()]
-    rows = [",".join(parts) for parts in zip(*texts, strict=True)]
-    return b"".join(line + b"," + row.encode() + b"\n" for line, row in zip(lines, rows, strict=True))
+def _append(lines: list[bytes], predictions: list[bytes]) -> bytes:
+    """Each input line, a comma, its prediction text; one block of bytes for the chunk."""
+    return b"\n".join(map(b",".join, zip(lines, predictions, strict=True))) + b"\n"
 
 
-def _column_text(values: Array) -> list[str]:
-    """Shortest round-trip text of each value (floats as numpy prints them); text fields CSV-quoted."""
-    if values.dtype.kind in "OUS":
-        return [_quote(v.decode() if isinstance(v, bytes) else str(v)) for v in values.tolist()]
-    text: list[str] = values.astype(str).tolist()
-    return text
+def _prediction_text(results: dict[str, Array], manifest: Manifest) -> list[bytes]:
+    """Per row, the comma-separated prediction values in ``prediction_columns`` order."""
+    per_output = [_output_text(results[name]) for name in output_order(results, manifest)]
+    if len(per_output) == 1:
+        return per_output[0]
+    return list(map(b",".join, zip(*per_output, strict=True)))
+
+
+def _output_text(array: Array) -> list[bytes]:
+    """One output's values, per row, comma-separated (a row's columns flattened as ``tabular`` names them)."""
+    import numpy as np
+    import orjson
+
+    matrix = array.reshape(len(array), -1)
+    if len(matrix) and matrix.dtype.kind in "iuf" and matrix.shape[1] and np.isfinite(matrix).all():
+        # orjson writes [[a,b],[c,d]] with shortest round-trip floats; the row separators are "],["
+        rows: list[bytes] = orjson.dumps(matrix, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
+        return rows
+    if matrix.dtype.kind in "OUS":
+        text = [[_quote(v.decode() if isinstance(v, bytes) else str(v)) for v in row] for row in matrix.tolist()]
+    else:
+        text = matrix.astype(str).tolist()  # nan, inf, booleans: numpy's spelling
+    return [",".join(row).encode() for row in text]
 
 
 def _quote(value: str) -> str:
@@ -176,10 +210,10 @@ def _quote(value: str) -> str:
     return value
 
 
-def _join_row(names: list[str]) -> str:
+def _header_line(header: str, prediction_names: list[str]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(names)
-    return buffer.getvalue()
+    csv.writer(buffer, lineterminator="").writerow(prediction_names)
+    return f"{header},{buffer.getvalue()}\n".encode()
 
 
 def _empty_prediction_names(ctx: ScoreContext) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ CONTENT_TYPES: dict[str, str] = {
     "application/x-parquet": "parquet",
 }
 OUTPUT_EXTENSIONS: dict[str, str] = {"csv": "csv", "jsonl": "jsonl", "json": "json", "npy": "npz", "parquet": "parquet"}
+_TIMINGS_LOCK = threading.Lock()
 _MODULES: dict[str, str] = {
     "csv": "modelfn.batch._csv",
     "jsonl": "modelfn.batch._jsonl",
@@ -93,12 +95,13 @@ class ScoreContext:
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
-        """Add the time spent in the block to ``timings[phase + '_s']``."""
+        """Add the time spent in the block to ``timings[phase + '_s']`` (busy time; phases overlap)."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.timings[f"{phase}_s"] = self.timings.get(f"{phase}_s", 0.0) + time.perf_counter() - start
+            with _TIMINGS_LOCK:  # phases run in reader/writer threads too (see _pipeline)
+                self.timings[f"{phase}_s"] = self.timings.get(f"{phase}_s", 0.0) + time.perf_counter() - start
 
     def predict(self, feeds: Mapping[str, Any], *, first_row: int) -> dict[str, npt.NDArray[Any]]:
         """Run one chunk; input errors name the chunk's first row so error records point at the data."""
@@ -124,19 +127,21 @@ def line_chunks(data: Iterator[bytes], rows: int) -> Iterator[list[bytes]]:
     pending = b""
     chunk: list[bytes] = []
     for block in data:
-        lines = (pending + block).split(b"\n")
+        text = pending + block
+        lines = text.split(b"\n")
         pending = lines.pop()
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if line.strip():
-                chunk.append(line)
-                if len(chunk) >= rows:
-                    yield chunk
-                    chunk = []
+        if b"\r" in text:
+            lines = [line.rstrip(b"\r") for line in lines]
+        chunk.extend([line for line in lines if line.strip()])
+        while len(chunk) >= rows:
+            yield chunk[:rows]
+            chunk = chunk[rows:]
+    pending = pending.rstrip(b"\r")
     if pending.strip():
-        chunk.append(pending.rstrip(b"\r"))
-    if chunk:
-        yield chunk
+        chunk.append(pending)
+    while chunk:
+        yield chunk[:rows]
+        chunk = chunk[rows:]
 
 
 class IterReader:

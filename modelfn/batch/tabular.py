@@ -72,11 +72,9 @@ def prediction_columns(results: Mapping[str, Array], manifest: Manifest) -> dict
     """Model outputs as flat 1-D columns, in manifest output order (then any others), named as documented."""
     import numpy as np
 
-    declared = [spec.name for spec in manifest.outputs]
-    order = [name for name in declared if name in results] + [name for name in results if name not in declared]
     labels = manifest.labels
     out: dict[str, Array] = {}
-    for name in order:
+    for name in output_order(results, manifest):
         array = np.asarray(results[name])
         if array.ndim == 0:
             raise UnprocessableInput(f"output {name!r} is a scalar, not one value per row", field=name)
@@ -90,6 +88,12 @@ def prediction_columns(results: Mapping[str, Array], manifest: Manifest) -> dict
             suffix = labels[j] if use_labels and labels is not None else j
             out[f"{name}_{suffix}"] = flat[:, j]
     return out
+
+
+def output_order(results: Mapping[str, Any], manifest: Manifest) -> list[str]:
+    """The outputs in ``results`` in manifest order, then any others in their own order."""
+    declared = [spec.name for spec in manifest.outputs]
+    return [name for name in declared if name in results] + [name for name in results if name not in declared]
 
 
 def _common_length(columns: Mapping[str, Array]) -> int:

@@ -196,3 +196,27 @@ def test_json_documents_over_the_cap_are_refused(
     _write(inputs, "big.json", json.dumps({"instances": X.tolist()}).encode())
     with pytest.raises(PayloadTooLarge, match="at most 64 bytes"):
         score_object(tiny, inputs, "big.json", str(tmp_path / "out"))
+
+
+def test_stopping_between_chunks_writes_nothing_and_leaves_no_threads(
+    tiny: LoadedBundle, inputs: LocalStore, tmp_path: Path
+) -> None:
+    import threading
+
+    from modelfn.errors import DeadlineExceeded
+
+    # GIVEN a CSV of many chunks and a deadline check that fails at the fourth chunk
+    _write(inputs, "long.csv", csv_rows(np.ones((5_000, 4), dtype=np.float32)))
+    checks = []
+
+    def out_of_time() -> None:
+        checks.append(1)
+        if len(checks) > 3:
+            raise DeadlineExceeded("out of time", field="deadline")
+
+    # WHEN it is scored
+    with pytest.raises(DeadlineExceeded):
+        score_object(tiny, inputs, "long.csv", str(tmp_path / "out"), chunk_rows=500, between_chunks=out_of_time)
+    # THEN no file was written (not even a partial one) and the reader/writer threads have ended
+    assert _files(tmp_path / "out") == []
+    assert [t.name for t in threading.enumerate() if t.name.startswith("modelfn-batch")] == []

@@ -89,7 +89,7 @@ def score_object(
     started = time.perf_counter()
     out = output_for(output) if isinstance(output, str) else output
     pin = pin or _listed(source, key)
-    identity = pin.version_id or pin.etag or f"size:{pin.size}"
+    identity = pin.version_id or (pin.etag or "").strip('"') or f"size:{pin.size}"  # events send ETags unquoted
     base = output_base(key, bundle, run_id(source.url, key, identity, bundle.root_digest))
     input_url = f"{source.url.rstrip('/')}/{key}"
     try:
@@ -99,7 +99,7 @@ def score_object(
         raise
     result_key = f"{base}.{OUTPUT_EXTENSIONS[fmt]}"
     if out.exists(result_key):
-        return _done_before(out, result_key, input_url, fmt, started)
+        return _done_before(out, bundle, result_key, input_url, pin, fmt, started)
 
     ctx = ScoreContext(bundle.model, bundle.manifest, chunk_rows=chunk_rows)
     if between_chunks is not None:
@@ -148,13 +148,23 @@ def _content_type(source: Store, key: str) -> str | None:
     return head.get("ContentType")
 
 
-def _done_before(out: Output, result_key: str, input_url: str, fmt: str, started: float) -> JobOutcome:
-    """A duplicate: report the first run's row count from its meta record when it is there."""
+def _done_before(
+    out: Output, bundle: LoadedBundle, result_key: str, input_url: str, pin: ObjectInfo, fmt: str, started: float
+) -> JobOutcome:
+    """A duplicate: report the first run's row count from its meta record.
+
+    A run stopped between its result and its meta record leaves the result alone; the meta record
+    is then written here, without the row count and timings only that run knew.
+    """
     import orjson
 
     raw = out.read(f"{result_key}.meta.json")
-    rows = int(orjson.loads(raw).get("rows", 0)) if raw else 0
-    return JobOutcome(input_url, out.url, result_key, rows, True, {"total_s": time.perf_counter() - started}, fmt)
+    timings = {"total_s": time.perf_counter() - started}
+    if raw is None:
+        meta = _meta(bundle, input_url, pin, fmt, out.url, result_key, None, {})
+        out.put(f"{result_key}.meta.json", _dumps(meta))
+        return JobOutcome(input_url, out.url, result_key, 0, True, timings, fmt)
+    return JobOutcome(input_url, out.url, result_key, int(orjson.loads(raw).get("rows") or 0), True, timings, fmt)
 
 
 def _identity(bundle: LoadedBundle) -> dict[str, Any]:
@@ -162,7 +172,8 @@ def _identity(bundle: LoadedBundle) -> dict[str, Any]:
 
 
 def _input(input_url: str, pin: ObjectInfo) -> dict[str, Any]:
-    return {"url": input_url, "etag": pin.etag, "version_id": pin.version_id, "size": pin.size}
+    etag = pin.etag.strip('"') if pin.etag else None
+    return {"url": input_url, "etag": etag, "version_id": pin.version_id, "size": pin.size}
 
 
 def _meta(
@@ -172,7 +183,7 @@ def _meta(
     fmt: str,
     output_url: str,
     result_key: str,
-    rows: int,
+    rows: int | None,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     return {

@@ -220,3 +220,20 @@ def test_stopping_between_chunks_writes_nothing_and_leaves_no_threads(
     # THEN no file was written (not even a partial one) and the reader/writer threads have ended
     assert _files(tmp_path / "out") == []
     assert [t.name for t in threading.enumerate() if t.name.startswith("modelfn-batch")] == []
+
+
+def test_a_result_left_without_its_meta_record_gets_one_on_retry(
+    tiny: LoadedBundle, inputs: LocalStore, tmp_path: Path
+) -> None:
+    # GIVEN a result whose run stopped before writing the meta record
+    _write(inputs, "in.csv", csv_rows(X))
+    first = score_object(tiny, inputs, "in.csv", str(tmp_path / "out"))
+    meta = tmp_path / "out" / (first.output_key + ".meta.json")
+    meta.unlink()
+    result = (tmp_path / "out" / first.output_key).read_bytes()
+    # WHEN the object is scored again
+    again = score_object(tiny, inputs, "in.csv", str(tmp_path / "out"))
+    # THEN the result is untouched and a meta record names it, without the row count only the first run knew
+    assert again.already_done and (tmp_path / "out" / first.output_key).read_bytes() == result
+    record = json.loads(meta.read_bytes())
+    assert record["rows"] is None and record["output"]["key"] == first.output_key

@@ -48,9 +48,19 @@ RULES: tuple[PruneRule, ...] = (
     ),
     PruneRule(
         "onnxruntime-tooling-deps",
-        ("google/", "protobuf-*.dist-info/", "flatbuffers/", "flatbuffers-*.dist-info/"),
-        "protobuf and flatbuffers are required by onnxruntime only for the tooling pruned above; "
-        "the binding links its own protobuf, and `import onnxruntime` plus a session run import neither",
+        (
+            "google/",
+            "protobuf-*.dist-info/",
+            "flatbuffers/",
+            "flatbuffers-*.dist-info/",
+            "sympy/",
+            "sympy-*.dist-info/",
+            "mpmath/",
+            "mpmath-*.dist-info/",
+        ),
+        "protobuf, flatbuffers (and sympy + mpmath, which older onnxruntime releases require) serve only the "
+        "tooling pruned above; the binding links its own protobuf, and `import onnxruntime` plus a session "
+        "run import none of them",
     ),
     PruneRule(
         "numpy-build-and-test",

@@ -305,6 +305,35 @@ def test_arm64_zip_holds_aarch64_libraries(tmp_path: Path) -> None:
     assert built.unzipped_bytes <= UNZIPPED_GOAL and built.zipped_bytes <= ZIPPED_GOAL
 
 
+@pytest.mark.slow
+def test_python311_with_a_manylinux2014_onnxruntime_pin_serves(local_published: Published, tmp_path: Path) -> None:
+    # GIVEN the python3.11 package with the pin the refusal suggests (glibc <= 2.26 wheels only)
+    built = build_lambda_zip(
+        tmp_path / "py311.zip", python_version="3.11", onnxruntime="onnxruntime==1.16.3", extras=["numpy<2"]
+    )
+    assert built.runtime == "python3.11" and "onnxruntime==1.16.3" in built.requirements
+    assert built.unzipped_bytes <= UNZIPPED_GOAL and built.zipped_bytes <= ZIPPED_GOAL
+    root = tmp_path / "task"
+    with zipfile.ZipFile(built.path) as archive:
+        archive.extractall(root)
+    # WHEN a fresh python3.11 imports the HTTP handler from it (init: verify + load) and gets a request
+    script = (
+        "import json, modelfn.handlers.http as h, onnxruntime\n"
+        "from modelfn.invoke import LocalLambdaContext, http_api_event\n"
+        "r = h.handler(http_api_event(b'{\"instances\": [[1, 2, 3, 4]]}'), LocalLambdaContext())\n"
+        "print(json.dumps([onnxruntime.__version__, r['statusCode'], json.loads(r['body'])]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(local_published.env, PYTHONPATH=str(root), PYTHONNOUSERSITE="1")
+    done = subprocess.run([_python("3.11"), "-S", "-c", script], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # THEN the pinned onnxruntime serves the model
+    version, status, payload = json.loads(done.stdout.splitlines()[-1])
+    assert (version, status) == ("1.16.3", 200)
+    x = np.array([[1, 2, 3, 4]], dtype=np.float32)
+    np.testing.assert_allclose(payload["predictions"], tiny_onnx_expected(x), rtol=1e-5, atol=1e-6)
+
+
 def test_python311_is_refused_with_the_glibc_reason(tmp_path: Path) -> None:
     # WHEN a python3.11 package is asked for without an onnxruntime pin
     with pytest.raises(ConfigError) as refused:

@@ -184,3 +184,27 @@ def test_a_worker_refuses_a_tampered_or_untrusted_bundle(
     untrusted = portable_settings(local_published.settings.replace(trusted_keys=(str(other_signing_key.public_path),)))
     with pytest.raises(UntrustedKeyError):
         next(score_frames(untrusted, iter([batch])))
+
+
+def test_only_the_spark_engine_and_build_time_adapters_name_pyspark() -> None:
+    import ast
+
+    import modelfn
+
+    # GIVEN every module of the package
+    root = Path(modelfn.__file__).parent
+    allowed = root / "batch" / "spark_engine.py"
+
+    # WHEN their imports (module level or inside functions) are read
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            build_time = path.relative_to(root).parts[0] == "adapters"
+            if any(n == "pyspark" or n.startswith("pyspark.") for n in names) and path != allowed and not build_time:
+                offenders.append(f"{path.relative_to(root)}: {names}")
+
+    # THEN no run-time module imports Spark
+    assert offenders == []

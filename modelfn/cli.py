@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelfn.commands import batch as batch_command
 from modelfn.commands import event as event_command
 from modelfn.commands import plan as plan_command
 from modelfn.commands._options import (
@@ -374,6 +375,7 @@ def quickstart(
 # app.command("name")(module.function)
 app.command("plan")(plan_command.plan)
 app.command("event")(event_command.event)
+app.command("batch")(batch_command.batch)
 
 
 def main() -> None:

@@ -121,9 +121,13 @@ RULES: tuple[PruneRule, ...] = (
             "modelfn/local.py",
             "modelfn/container.py",
             "modelfn/deploy/",
+            "modelfn/emulate/",
+            "modelfn/plan/",
+            "modelfn/batch/spark_engine.py",
         ),
-        "modelfn's build-time code: framework adapters and the packaging pipeline (they need torch, sklearn, "
-        "onnx ...), the command line (typer, rich), local and container serving (uvicorn), and this package "
+        "modelfn's build-time and off-Lambda code: framework adapters and the packaging pipeline (they need "
+        "torch, sklearn, onnx ...), the command line (typer, rich), local and container serving (uvicorn), local "
+        "Lambda emulation (aws-sam-cli), capacity planning, the Spark batch engine (pyspark) and this package "
         "builder; the handlers never import them (check_kept_imports makes sure)",
     ),
 )

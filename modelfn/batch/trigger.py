@@ -15,7 +15,9 @@ Per delivery (see ``modelfn.batch.events``):
 
 Deadline: before each record and each chunk, the context's remaining time is compared with
 ``DEADLINE_RESERVE_MS``; below it, the work stops without writing and the rest is reported as failed.
-Objects under ``output_url`` are never scored (a second guard against recursive invocation).
+Objects under ``output_url`` are never scored (a second guard against recursive invocation). An
+object overwritten or deleted since its event is acknowledged and skipped: its announced bytes are
+gone, retrying cannot bring them back, and a replacement has its own event.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from modelfn.batch.events import SOURCES, CreatedObject, event_source
-from modelfn.errors import ConfigError, DeadlineExceeded, InvalidRequest, ModelfnError, ObjectChanged
+from modelfn.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    InvalidRequest,
+    ModelfnError,
+    ObjectChanged,
+    ObjectNotFound,
+)
 
 if TYPE_CHECKING:
     from modelfn.batch.job import JobOutcome
@@ -166,6 +175,10 @@ class _StorageHandler:
             # The announced version is gone (overwritten in an unversioned bucket): its successor has its own event.
             logger.warning("skipped %s: %s", obj.url, exc.message)
             return {"input": obj.url, "skipped": "superseded by a newer object"}
+        except ObjectNotFound as exc:
+            # Deleted since it was announced: there is nothing left to score, and retrying cannot change that.
+            logger.warning("skipped %s: %s", obj.url, exc.message)
+            return {"input": obj.url, "skipped": "deleted since the event"}
         logger.info("scored %s: %d rows -> %s", obj.url, outcome.rows, outcome.output_key)
         return _summary(outcome)
 

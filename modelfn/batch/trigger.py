@@ -159,6 +159,8 @@ class _StorageHandler:
         if _overlaps(obj.url, self.output.url):
             logger.warning("skipped %s: it is under the output location %s", obj.url, self.output.url)
             return {"input": obj.url, "skipped": "under the output location"}
+        if obj.key.endswith("/"):
+            return {"input": obj.url, "skipped": "a folder marker, not data"}
         etag = f'"{obj.etag.strip(chr(34))}"' if obj.etag else None  # If-Match wants the quoted form S3 lists
         pin = ObjectInfo(obj.key, obj.size, etag, obj.version_id) if obj.size is not None else None
         try:

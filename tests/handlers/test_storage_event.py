@@ -250,13 +250,14 @@ def test_http_events_are_not_storage_events(name: str, settings: Settings) -> No
         build_storage_handler(settings)(event, LambdaContext())
 
 
-def test_objects_replaced_or_deleted_since_the_event_are_skipped(settings: Settings, s3_bucket: str) -> None:
-    # GIVEN two announced objects: one overwritten since (unversioned bucket), one deleted since
+def test_replaced_deleted_and_folder_marker_objects_are_skipped(settings: Settings, s3_bucket: str) -> None:
+    # GIVEN three announced objects: one overwritten since (unversioned bucket), one deleted since, a folder marker
     replaced = put(s3_bucket, "incoming/replaced.csv", csv_rows(X))
     put(s3_bucket, "incoming/replaced.csv", csv_rows(X[:2]))
     deleted = put(s3_bucket, "incoming/deleted.csv", csv_rows(X))
     boto3.client("s3").delete_object(Bucket=s3_bucket, Key="incoming/deleted.csv")
-    event = sqs_of(replaced, deleted)
+    folder = put(s3_bucket, "incoming/2024/", b"")  # what "Create folder" in the S3 console writes
+    event = sqs_of(replaced, deleted, folder)
     # WHEN their events arrive
     answer = build_storage_handler(settings)(event, LambdaContext())
     # THEN both are acknowledged (retrying cannot help) and nothing is scored from the wrong bytes

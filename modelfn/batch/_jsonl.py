@@ -8,9 +8,12 @@ per model output added (``{"x": [...], "y": [...], "label": 2}``); a bare instan
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from modelfn.batch._pipeline import OrderedWriter, prefetched
 from modelfn.batch.formats import line_chunks
 from modelfn.errors import InvalidRequest, UnprocessableInput
 from modelfn.serving.codecs import as_input
@@ -23,34 +26,46 @@ INSTANCE_KEY = "instance"
 
 
 def score(data: Iterator[bytes], sink: Sink, ctx: ScoreContext) -> int:
-    """Score every line; returns the number of rows."""
-    import orjson
+    """Score every line, reading ahead and writing behind the model; returns the number of rows."""
+    chunks = line_chunks(data, ctx.chunk_rows)
+
+    def parsed() -> Iterator[tuple[list[Any], dict[str, Any], int]]:
+        done = 0
+        while True:
+            with ctx.timed("read"):
+                lines = next(chunks, None)
+                if lines is None:
+                    return
+                items = [_load(line, done + i + 1) for i, line in enumerate(lines)]
+                feeds = _feeds(items, ctx, done)
+            yield items, feeds, done
+            done += len(items)
 
     rows = 0
-    chunks = line_chunks(data, ctx.chunk_rows)
-    while True:
-        with ctx.timed("read"):
-            lines = next(chunks, None)
-            if lines is None:
-                break
-            items = [_load(line, rows + i + 1) for i, line in enumerate(lines)]
-            feeds = _feeds(items, ctx, rows)
-        results = ctx.predict(feeds, first_row=rows + 1)
-        with ctx.timed("write"):
-            values = {name: array.tolist() for name, array in results.items()}
-            out: list[bytes] = []
-            for i, item in enumerate(items):
-                record = dict(item) if isinstance(item, Mapping) else {INSTANCE_KEY: item}
-                for name, column in values.items():
-                    if name in record:
-                        raise UnprocessableInput(
-                            f"row {rows + i + 1}: key {name!r} is also a model output name", field=name
-                        )
-                    record[name] = column[i]
-                out.append(orjson.dumps(record))
-            sink.write(b"\n".join(out) + b"\n")
-        rows += len(items)
+    with OrderedWriter() as writer, contextlib.closing(prefetched(parsed())) as ahead:
+        for items, feeds, done in ahead:
+            results = ctx.predict(feeds, first_row=done + 1)
+            writer.submit(functools.partial(_write, sink, ctx, items, results, done))
+            rows += len(items)
     return rows
+
+
+def _write(sink: Sink, ctx: ScoreContext, items: list[Any], results: dict[str, Any], done: int) -> None:
+    """Each line's object with the model's outputs added, as one block of JSON Lines."""
+    import orjson
+
+    with ctx.timed("write"):
+        values = {name: array.tolist() for name, array in results.items()}
+        out: list[bytes] = []
+        for i, item in enumerate(items):
+            record = dict(item) if isinstance(item, Mapping) else {INSTANCE_KEY: item}
+            for name, column in values.items():
+                if name in record:
+                    where = f"row {done + i + 1}"
+                    raise UnprocessableInput(f"{where}: key {name!r} is also a model output name", field=name)
+                record[name] = column[i]
+            out.append(orjson.dumps(record))
+        sink.write(b"\n".join(out) + b"\n")
 
 
 def _load(line: bytes, line_no: int) -> Any:

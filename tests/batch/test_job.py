@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from modelfn.batch.job import score_object
-from modelfn.errors import PayloadTooLarge, UnprocessableInput, UnsupportedMediaType
+from modelfn.errors import InvalidRequest, PayloadTooLarge, UnprocessableInput, UnsupportedMediaType
 from modelfn.loader import LoadedBundle
 from modelfn.store.local import LocalStore
 from tests.batch.s3_events import csv_rows
@@ -237,3 +237,23 @@ def test_a_result_left_without_its_meta_record_gets_one_on_retry(
     assert again.already_done and (tmp_path / "out" / first.output_key).read_bytes() == result
     record = json.loads(meta.read_bytes())
     assert record["rows"] is None and record["output"]["key"] == first.output_key
+
+
+@pytest.mark.parametrize(
+    ("lines", "field", "words"),
+    [
+        (b'{"x": [1, 2, 3, 4]}\n{"x": [1, 2, 3, 4], "y": 0}\n', "y", "row 2: key 'y' is also a model output name"),
+        (b'{"x": [1, 2, 3, 4]}\n{"x": [1, 2, 3, 4]\n', "row 2", "row 2 is not valid JSON"),
+        (b'{"x": [1, 2, 3, 4]}\n{"z": [1, 2, 3, 4]}\n', "x", "row 2 has no key 'x'"),
+    ],
+    ids=["output-name-taken", "bad-json", "missing-input"],
+)
+def test_jsonl_data_errors_name_the_row(
+    lines: bytes, field: str, words: str, tiny: LoadedBundle, inputs: LocalStore, tmp_path: Path
+) -> None:
+    _write(inputs, "rows.jsonl", lines)
+    with pytest.raises((UnprocessableInput, InvalidRequest)) as refused:
+        score_object(tiny, inputs, "rows.jsonl", str(tmp_path / "out"), chunk_rows=1)
+    assert refused.value.field == field and words in refused.value.message
+    (error_file,) = _files(tmp_path / "out")
+    assert error_file.endswith(".jsonl.error.json")

@@ -1,4 +1,6 @@
-"""Deployment: the slim Lambda zip (``lambda_package``) and the rules that keep it slim (``prune``).
+"""Deployment: render, validate and run the IaC per target, and build the slim Lambda zip.
 
-Build-time code: nothing here is imported by a handler, and none of it ships in the Lambda zip.
+``lambda_package`` builds the zip (``build_lambda_zip``), ``lambda_files`` holds its file-level
+steps and ``prune`` the one list of what the zip leaves out. Build-time code: no handler imports
+anything here, and none of it ships in the Lambda zip.
 """

@@ -20,7 +20,9 @@ Output layout, derived from the input key (so a reader can find it)::
     <output_url>/<input key>/<model>-v<version>-<run id>.<ext>.meta.json  rows, timings, identities
     <output_url>/<input key>/<model>-v<version>-<run id>.<ext>.error.json when the data was refused
 
-``run id`` is the first 16 hex digits of SHA-256 over (source URL, key, version id or ETag, model
+``<input key>`` is ``key`` as given: relative to the source store (the bucket root for storage
+events, the scanned folder or prefix for ``modelfn batch``).
+``run id`` is the first 16 hex digits of SHA-256 over (input object URL, version id or ETag, model
 root digest): the same object scored by the same model always maps to the same key, so duplicates
 are detected by ``If-None-Match: *`` and yield one, byte-identical output; a new version of the
 input or a new model gets a new result beside the old one. Data errors (wrong columns, unparseable
@@ -61,9 +63,9 @@ class JobOutcome:
     format: str
 
 
-def run_id(source_url: str, key: str, identity: str, root_digest: str) -> str:
-    """The idempotency key of (input object version, model)."""
-    text = "\n".join((source_url, key, identity, root_digest))
+def run_id(input_url: str, identity: str, root_digest: str) -> str:
+    """The idempotency key of (input object URL and version, model): the same however the object was reached."""
+    text = "\n".join((input_url, identity, root_digest))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -90,8 +92,8 @@ def score_object(
     out = output_for(output) if isinstance(output, str) else output
     pin = pin or _listed(source, key)
     identity = pin.version_id or (pin.etag or "").strip('"') or f"size:{pin.size}"  # events send ETags unquoted
-    base = output_base(key, bundle, run_id(source.url, key, identity, bundle.root_digest))
     input_url = f"{source.url.rstrip('/')}/{key}"
+    base = output_base(key, bundle, run_id(input_url, identity, bundle.root_digest))
     try:
         fmt = detect_format(key, content_type or _content_type(source, key))
     except InvalidRequest as exc:

@@ -194,7 +194,8 @@ class _StorageHandler:
         return S3Store(bucket, "", client=self._client)
 
 
-def _check_deadline(context: Any) -> None:
+def _check_deadline(context: LambdaContext | None) -> None:
+    """Raise ``DeadlineExceeded`` when less than the reserve is left (no context: no deadline)."""
     if context is None:
         return
     remaining = int(context.get_remaining_time_in_millis())

@@ -4,7 +4,8 @@ Three deliveries of "an object was created" are understood, each with a cheap pr
 match wins, as Mangum dispatches HTTP sources):
 
 * ``s3``: an S3 event notification invoking the function directly (``Records[].eventSource = aws:s3``);
-* ``sqs``: SQS records whose body is such a notification, or S3's ``s3:TestEvent`` (acknowledged, ignored);
+* ``sqs``: SQS records whose body is such a notification (directly, or in the ``Message`` of an SNS
+  envelope when S3 → SNS → SQS fans out), or S3's ``s3:TestEvent`` (acknowledged, ignored);
 * ``eventbridge``: an EventBridge ``Object Created`` event from ``aws.s3``.
 
 Keys arrive URL-encoded (``+`` for spaces) in both notification shapes and are decoded here.
@@ -82,6 +83,12 @@ def sqs_body_objects(body: str) -> list[CreatedObject]:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"SQS message body is not JSON: {exc.msg}", field="body") from exc
+    if (
+        isinstance(payload, Mapping)
+        and payload.get("Type") == "Notification"
+        and isinstance(payload.get("Message"), str)
+    ):
+        return sqs_body_objects(payload["Message"])  # S3 → SNS → SQS without raw message delivery
     if isinstance(payload, Mapping) and payload.get("Event") == TEST_EVENT:
         return []
     if event_source(payload) != "s3":
@@ -103,4 +110,4 @@ def eventbridge_object(event: Mapping[str, Any]) -> CreatedObject:
 
 def _carries_s3(body: Any) -> bool:
     """True when an SQS body holds an S3 notification or S3's test event (checked without full parsing)."""
-    return isinstance(body, str) and ('"aws:s3"' in body or f'"{TEST_EVENT}"' in body)
+    return isinstance(body, str) and ("aws:s3" in body or TEST_EVENT in body)

@@ -263,3 +263,24 @@ def test_replaced_deleted_and_folder_marker_objects_are_skipped(settings: Settin
     # THEN both are acknowledged (retrying cannot help) and nothing is scored from the wrong bytes
     assert answer == {"batchItemFailures": []}
     assert keys(s3_bucket, "results/") == []
+
+
+def test_s3_events_fanned_out_through_sns_to_sqs_are_scored(settings: Settings, s3_bucket: str) -> None:
+    # GIVEN an S3 notification published to SNS and delivered to SQS in SNS's envelope (no raw delivery)
+    obj = put(s3_bucket, "incoming/fanout.csv", csv_rows(X))
+    envelope = {
+        "Type": "Notification",
+        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:modelfn-input",
+        "Subject": "Amazon S3 Notification",
+        "Message": json.dumps(s3_event(obj)),
+        "Timestamp": "2024-04-09T18:03:49.000Z",
+        "SignatureVersion": "1",
+    }
+    event = sqs_event(json.dumps(envelope))
+    assert is_storage_event(event)
+    # WHEN it is handled
+    answer = build_storage_handler(settings)(event, LambdaContext())
+    # THEN the object is scored
+    assert answer == {"batchItemFailures": []}
+    assert any(k.startswith("results/incoming/fanout.csv/") and k.endswith(".csv") for k in keys(s3_bucket, "results/"))

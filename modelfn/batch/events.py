@@ -83,12 +83,12 @@ def sqs_body_objects(body: str) -> list[CreatedObject]:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"SQS message body is not JSON: {exc.msg}", field="body") from exc
-    if (
-        isinstance(payload, Mapping)
-        and payload.get("Type") == "Notification"
-        and isinstance(payload.get("Message"), str)
-    ):
-        return sqs_body_objects(payload["Message"])  # S3 → SNS → SQS without raw message delivery
+    message = payload.get("Message") if isinstance(payload, Mapping) and payload.get("Type") == "Notification" else None
+    if isinstance(message, str):  # S3 → SNS → SQS without raw message delivery: the notification is the Message
+        try:
+            payload = orjson.loads(message)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"the SNS Message in the SQS body is not JSON: {exc.msg}", field="body") from exc
     if isinstance(payload, Mapping) and payload.get("Event") == TEST_EVENT:
         return []
     if event_source(payload) != "s3":

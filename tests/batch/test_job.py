@@ -257,3 +257,43 @@ def test_jsonl_data_errors_name_the_row(
     assert refused.value.field == field and words in refused.value.message
     (error_file,) = _files(tmp_path / "out")
     assert error_file.endswith(".jsonl.error.json")
+
+
+def test_batch_settings_are_validated_by_name() -> None:
+    from modelfn.config import Settings
+    from modelfn.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        Settings.load(environ={"MODELFN_CHUNK_ROWS": "0"})
+    assert refused.value.field == "chunk_rows"
+    settings = Settings.load(environ={"MODELFN_CHUNK_ROWS": "250", "MODELFN_INPUT_URL": "s3://in/x"})
+    assert settings.chunk_rows == 250 and settings.input_url == "s3://in/x"
+
+
+@pytest.mark.parametrize(
+    ("input_url", "output_url", "overlaps"),
+    [
+        ("in", "in/results", True),
+        ("in/", "in", True),
+        ("file://{tmp}/in", "{tmp}/in/out", True),
+        ("in", "out", False),
+        ("in", "inbox", False),
+        ("s3://b/in", "s3://b/out", False),
+        ("s3://b/in", "s3://other/in", False),
+        ("s3://b/in/", "s3://b", True),
+    ],
+)
+def test_output_overlapping_the_trigger_location_is_refused(
+    input_url: str, output_url: str, overlaps: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelfn.batch.trigger import check_locations
+    from modelfn.config import Settings
+    from modelfn.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(input_url=input_url.format(tmp=tmp_path), output_url=output_url.format(tmp=tmp_path))
+    if overlaps:
+        with pytest.raises(ConfigError, match="overlaps"):
+            check_locations(settings)
+    else:
+        check_locations(settings)

@@ -51,7 +51,6 @@ def _request(url: str, body: dict[str, Any] | bytes | None = None) -> tuple[int,
 @pytest.fixture
 def offline(local_published: Published, tmp_path: Path) -> Iterator[str]:
     """`osls offline start` on free 127.0.0.1 ports, serving the published model; stopped with its process group."""
-    http_port, lambda_port = free_port(), free_port()
     env = osls_env(tmp_path / "home", {
         "MODELFN_OFFLINE_STORE_URL": local_published.settings.store_url,
         "MODELFN_MODEL_NAME": local_published.name,
@@ -59,29 +58,46 @@ def offline(local_published: Published, tmp_path: Path) -> Iterator[str]:
         "MODELFN_TRUSTED_KEYS": local_published.settings.trusted_keys[0],
         "MODELFN_LAMBDA_ZIP": str(tiny_artifact(tmp_path / "dist")),  # serverless-offline unpacks the artifact
     })  # fmt: skip
-    command = osls_command("offline", "start", "--host", "127.0.0.1", "--httpPort", str(http_port),
-                           "--lambdaPort", str(lambda_port))  # fmt: skip
     log = tmp_path / "offline.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+    proc, url = _start_offline(env, log)
     try:
-        deadline = time.monotonic() + 120
-        while not _listening(http_port):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{http_port}"
+        yield url
     finally:
+        _stop(proc)
+
+
+def _start_offline(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start serverless-offline on free ports and wait until it answers; retry when a port was taken meanwhile."""
+    for _ in range(3):
+        http_port, lambda_port = free_port(), free_port()
+        command = osls_command("offline", "start", "--host", "127.0.0.1", "--httpPort", str(http_port),
+                               "--lambdaPort", str(lambda_port))  # fmt: skip
+        with log.open("ab") as sink:
+            proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _listening(http_port) and _listening(lambda_port):
+                return proc, f"http://127.0.0.1:{http_port}"
+            time.sleep(0.2)
+        _stop(proc)
+    raise AssertionError(f"serverless-offline did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop serverless-offline and the Python handler processes it started (one process group)."""
+    try:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the Python handler processes it started, if any remain
-        except ProcessLookupError:
-            pass
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
 
 
 def test_http_routes_through_serverless_offline(offline: str, local_published: Published) -> None:

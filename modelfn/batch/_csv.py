@@ -99,16 +99,17 @@ def _feeds(
     index = {name: names.index(name) for name in used}
     if any(dtype == "string" for dtype in used.values()):
         return feeds_from_columns(_parse_python(lines, names, used, done), manifest)
-    text = _decode(b"\n".join(lines), done + 1).split("\n")
+    text = io.BytesIO(b"\n".join(lines))  # parsed from bytes: no decoded copy of the chunk is kept
     spec = manifest.inputs[0]
+    options: dict[str, Any] = {"delimiter": ",", "quotechar": '"', "encoding": "utf-8"}
+    options["usecols"] = [index[name] for name in used]
     try:
         if len(manifest.inputs) == 1 and spec.name not in used:  # feature columns: one matrix, in header order
-            matrix = np.loadtxt(text, delimiter=",", quotechar='"', dtype=numpy_dtype(spec.dtype), ndmin=2,
-                                usecols=[index[n] for n in used])  # fmt: skip
+            matrix = np.loadtxt(text, dtype=numpy_dtype(spec.dtype), ndmin=2, **options)
             return {spec.name: matrix if len(spec.shape) == 2 else matrix.reshape(-1)}
         dtype = [(f"c{index[name]}", numpy_dtype(used[name])) for name in used]
-        table = np.loadtxt(text, delimiter=",", quotechar='"', dtype=dtype, usecols=[index[n] for n in used], ndmin=1)
-    except ValueError as exc:
+        table = np.loadtxt(text, dtype=dtype, ndmin=1, **options)
+    except ValueError as exc:  # UnicodeDecodeError included
         _locate(lines, names, used, done)  # raises with row and column
         raise UnprocessableInput(f"rows {done + 1}-{done + len(lines)}: {exc}", field="body") from exc
     columns = {name: np.asarray(table[f"c{index[name]}"]).reshape(-1) for name in used}

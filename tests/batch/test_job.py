@@ -297,3 +297,10 @@ def test_output_overlapping_the_trigger_location_is_refused(
             check_locations(settings)
     else:
         check_locations(settings)
+
+
+def test_csv_that_is_not_utf8_is_refused_by_row(tiny: LoadedBundle, inputs: LocalStore, tmp_path: Path) -> None:
+    _write(inputs, "latin.csv", b"a,b,c,d\n1,2,3,4\n5,\xff,7,8\n")
+    with pytest.raises(InvalidRequest, match="row 2 is not UTF-8") as refused:
+        score_object(tiny, inputs, "latin.csv", str(tmp_path / "out"))
+    assert refused.value.field == "row 2"

@@ -136,7 +136,7 @@ def test_functions_take_handler_artifact_and_settings_from_params(custom_templat
     # THEN each function runs the right handler on the prebuilt artifact with its own memory and timeout
     assert http["Handler"] == "modelfn.handlers.http.handler"
     assert storage["Handler"] == queue["Handler"] == "modelfn.handlers.storage_event.handler"
-    assert {f["Runtime"] for f in (http, storage, queue)} == {"python3.11"}
+    assert {f["Runtime"] for f in (http, storage, queue)} == {"python3.12"}
     assert {f["Code"]["S3Key"].rsplit("/", 1)[-1] for f in (http, storage, queue)} == {"modelfn-lambda.zip"}
     assert (http["MemorySize"], http["Timeout"]) == (3008, 20)
     assert (storage["MemorySize"], storage["Timeout"]) == (queue["MemorySize"], queue["Timeout"]) == (4096, 600)

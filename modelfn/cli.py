@@ -112,10 +112,14 @@ def package(
     min_agreement: Annotated[
         float, typer.Option("--min-agreement", help="Quantization: refuse below this label agreement on the sample")
     ] = 0.99,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="On failure, print the converter's full error and traceback")
+    ] = False,
 ) -> None:
     """Convert a model into an unsigned bundle (model.onnx + manifest.json) with a parity report."""
     import warnings
 
+    from modelfn.adapters._converter_error import brief
     from modelfn.packaging import package as do_package
 
     sample_value = _read_sample(sample) if sample else None
@@ -133,7 +137,13 @@ def package(
         for warning in caught:
             typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
     except ModelfnError as exc:
-        raise _fail(exc) from exc
+        if verbose:
+            import traceback
+
+            typer.echo("".join(traceback.format_exception(exc)), err=True)
+            raise _fail(exc) from exc
+        typer.secho(f"error: {brief(exc)}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=2) from exc
     _report_package(manifest, out)
 
 

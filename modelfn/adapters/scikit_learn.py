@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelfn.adapters._converter_error import converter_failure
 from modelfn.adapters._tabular import LABEL_OUTPUT, PROBA_OUTPUT, REGRESSION_OUTPUT, tabular_result
 from modelfn.adapters.base import (
     ExportResult,
@@ -82,7 +83,7 @@ class SklearnAdapter:
                 options=options,
             )
         except Exception as exc:  # skl2onnx raises RuntimeError, NameError, its own Missing* errors
-            raise PackagingError(f"sklearn: skl2onnx cannot convert {type(model).__name__}: {exc}") from exc
+            raise converter_failure(f"sklearn: skl2onnx cannot convert {type(model).__name__}", exc) from exc
         framework = FrameworkInfo(
             name=self.name,
             version=sklearn.__version__,

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from modelfn.adapters.base import PickleLoadWarning
 from modelfn.adapters.scikit_learn import SklearnAdapter
@@ -198,3 +199,88 @@ def test_non_predictor_is_refused(tmp_path: Path) -> None:
     # THEN the error says what modelfn packages
     with pytest.raises(PackagingError, match="neither a classifier nor a regressor"):
         package(model, x, tmp_path / "b", name="km")
+
+
+class Doubler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """A user transformer skl2onnx has no converter for."""
+
+    def fit(self, x: Any, y: Any = None) -> Doubler:
+        return self
+
+    def transform(self, x: Any) -> Any:
+        return np.asarray(x) * 2
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_hist_gradient_boosting_in_a_pipeline(kind: str, tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # GIVEN a scaler + HistGradientBoosting pipeline trained here, with a missing value in the sample
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 4)).astype(np.float32)
+    y = x[:, 0] * 2 + x[:, 1] if kind == "regressor" else (x[:, 0] + x[:, 2] > 0).astype(int)
+    x[3, 1] = np.nan
+    estimator = (
+        HistGradientBoostingRegressor(max_iter=8) if kind == "regressor" else HistGradientBoostingClassifier(max_iter=8)
+    )
+    model = make_pipeline(StandardScaler(), estimator).fit(x, y)
+    # WHEN packaged (protobuf 7 made skl2onnx's tree attributes fail here)
+    manifest = package(model, x, tmp_path / "b", name="hgb")
+    # THEN parity holds and the served bundle answers like the pipeline
+    assert manifest.parity is not None and manifest.parity.max_abs_diff < 1e-4
+    served = _serve(tmp_path / "b", manifest, {"input": x})
+    if kind == "regressor":
+        np.testing.assert_allclose(served["variable"].ravel(), model.predict(x), atol=1e-4)
+    else:
+        np.testing.assert_array_equal(served["label"], model.predict(x))
+        assert manifest.parity.label_agreement == 1.0
+
+
+def test_converter_failure_is_short_and_names_the_root_cause() -> None:
+    from modelfn.adapters._converter_error import VERBOSE_HINT, brief, converter_failure
+
+    # GIVEN skl2onnx's shape of failure: a 50 KB attribute dump wrapping a one-line protobuf TypeError
+    dump = "Unable to create node 'TreeEnsembleRegressor' with attributes={" + "np.uint32(2),\n" * 4000 + "}"
+    try:
+        try:
+            raise TypeError("Field onnx.AttributeProto.ints: Expected an int, got a boolean.")
+        except TypeError as inner:
+            raise ValueError(dump) from inner
+    except ValueError as exc:
+        # WHEN it becomes a packaging error
+        error = converter_failure("sklearn: skl2onnx cannot convert Pipeline", exc)
+        error.__cause__ = exc
+    # THEN the message is a few hundred characters, root cause first, and points at --verbose
+    assert len(error.message) < 600
+    assert error.message.startswith(
+        "sklearn: skl2onnx cannot convert Pipeline: TypeError: Field onnx.AttributeProto.ints: Expected an int"
+    )
+    assert "TreeEnsembleRegressor" in error.message and VERBOSE_HINT in error.message
+    assert brief(error).count("\n") <= 1
+
+
+def test_cli_shows_the_converter_error_briefly_and_fully_with_verbose(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from typer.testing import CliRunner
+
+    from modelfn.cli import app
+
+    # GIVEN a pickled pipeline with a transformer skl2onnx cannot convert
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    joblib.dump(make_pipeline(Doubler(), LinearRegression()).fit(x, x[:, 0]), tmp_path / "m.joblib")
+    np.save(tmp_path / "x.npy", x)
+    args = ["package", str(tmp_path / "m.joblib"), "--sample", str(tmp_path / "x.npy"), "--name", "m", "--allow-pickle"]
+    # WHEN packaged through the CLI, then again with --verbose
+    short = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    full = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--verbose"])
+    # THEN both fail; the short form names the root error in a few lines, --verbose adds the traceback
+    assert short.exit_code == 2 and full.exit_code == 2
+    error = short.output[short.output.index("error:") :]
+    assert "MissingShapeCalculator" in error and "Doubler" in error
+    assert len(error.splitlines()) <= 4 and "Traceback" not in short.output
+    assert "Traceback" in full.output and "MissingShapeCalculator" in full.output
+    assert len(full.output) > len(short.output)

@@ -79,15 +79,41 @@ def conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, An
     target = numpy_dtype(spec.dtype)
     if array.dtype != target:
         same_kind = np.can_cast(array.dtype, target, casting="same_kind")
-        int_to_float = array.dtype.kind in "iub" and target.kind == "f"
-        if not (same_kind or int_to_float) or array.dtype.kind == "O":
+        int_to_number = array.dtype.kind in "iub" and target.kind in "iuf"
+        if not (same_kind or int_to_number) or array.dtype.kind == "O":
             raise UnprocessableInput(
                 f"input {spec.name!r} has dtype {array.dtype}, expected {spec.dtype}", field=spec.name
             )
-        array = array.astype(target)
+        array = fitting_cast(array, target, spec.name)
     if not spec.is_compatible(array.shape):
         shown = ["?" if d == -1 else d for d in spec.shape]
         raise UnprocessableInput(
             f"input {spec.name!r} has shape {list(array.shape)}, expected {shown}", field=spec.name
         )
     return array
+
+
+def fitting_cast(array: np.ndarray[Any, Any], target: np.dtype[Any], name: str) -> np.ndarray[Any, Any]:
+    """``array`` as ``target`` unless a value does not fit: no silent wrap (300 -> int8 44) nor overflow to inf."""
+    import numpy as np
+
+    if array.size and target.kind in "iu" and array.dtype.kind in "iub":
+        info = np.iinfo(target)
+        if int(array.min()) < info.min or int(array.max()) > info.max:
+            raise UnprocessableInput(
+                f"input {name!r} has values outside the {target.name} range [{info.min}, {info.max}]", field=name
+            )
+        return array.astype(target)
+    with np.errstate(over="ignore"):
+        cast = array.astype(target)
+    if (
+        target.kind == "f"
+        and array.size
+        and not np.isfinite(cast).all()
+        and (np.isinf(cast) & np.isfinite(array)).any()
+    ):
+        raise UnprocessableInput(
+            f"input {name!r} has values outside the {target.name} range (±{float(np.finfo(target).max):.6g})",
+            field=name,
+        )
+    return cast

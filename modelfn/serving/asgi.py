@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
 from modelfn.errors import ModelfnError, PayloadTooLarge, RouteNotFound
+from modelfn.serving.inference import header_int
 from modelfn.serving.responses import Response, error_response, unexpected_error_response
 from modelfn.serving.routes import (
     DEFAULT_DEADLINE_MARGIN_MS,
@@ -118,8 +119,8 @@ def request_headers(scope: Scope) -> dict[str, str]:
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The whole request body, refusing (413) as soon as it is known to exceed ``limit``."""
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = headers.get("content-length")
+    if declared is not None and header_int(declared, field="content-length") > limit:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0

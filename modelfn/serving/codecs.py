@@ -12,6 +12,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import InvalidRequest, UnprocessableInput
+from modelfn.runtime.base import fitting_cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -197,23 +198,13 @@ def as_input(value: Any, dtype: str, *, field: str) -> Array:
 
 def _checked_cast(array: Array, target: np.dtype[Any], datatype: str, *, field: str) -> Array:
     """Cast JSON-decoded data to ``target`` only when no value changes meaning (no 1.5 → 1, no 300 → uint8 44)."""
-    import numpy as np
-
     accepted = _ACCEPTED_KINDS.get(target.kind, target.kind)
     if array.dtype.kind not in accepted:
         raise UnprocessableInput(f"tensor {field!r} data is not {datatype}", field=field)
     if target.kind == "O":
         return array.astype(object)
-    if target.kind in "iu" and array.size and array.dtype != target:
-        info = np.iinfo(target)
-        if int(array.min()) < info.min or int(array.max()) > info.max:
-            raise UnprocessableInput(f"tensor {field!r} has values outside the {datatype} range", field=field)
-    if target.kind == "f" and array.dtype.kind == "f" and array.size and target.itemsize < array.dtype.itemsize:
-        with np.errstate(over="ignore"):
-            cast = array.astype(target)
-        if not np.array_equal(np.isinf(cast), np.isinf(array)):
-            raise UnprocessableInput(f"tensor {field!r} has values outside the {datatype} range", field=field)
-        return cast
+    if target.kind in "iuf" and array.dtype != target:
+        return fitting_cast(array, target, field)  # 422 for 300 as INT8 or 70000 as FP16, never a wrap or inf
     return array.astype(target, copy=False)
 
 

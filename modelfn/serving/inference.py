@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelfn.errors import UnprocessableInput, UnsupportedMediaType
+from modelfn.errors import InvalidRequest, UnprocessableInput, UnsupportedMediaType
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -18,6 +18,19 @@ if TYPE_CHECKING:
 
 JSON_TYPES = ("application/json",)
 BINARY_TYPES = ("application/octet-stream",)
+MAX_HEADER_DIGITS = 18
+"""Longer byte counts are no body size; the bound also keeps ``int()`` clear of its digit limit."""
+
+
+def header_int(value: str, *, field: str, upper: int | None = None) -> int:
+    """A header's byte count, ASCII digits only (``str.isdigit`` takes ² and ¹, which ``int`` refuses); else 400."""
+    digits = value.strip(" \t")
+    if not digits or len(digits) > MAX_HEADER_DIGITS or not (digits.isascii() and digits.isdigit()):
+        raise InvalidRequest(f"{field} must be a decimal byte count (ASCII digits), got {value[:40]!r}", field=field)
+    number = int(digits)
+    if upper is not None and number > upper:
+        raise InvalidRequest(f"{field} is {number}, over the body size ({upper} bytes)", field=field)
+    return number
 
 
 def require_content_type(headers: Mapping[str, str], accepted: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from modelfn._version import __version__
 from modelfn.errors import InvalidRequest
 from modelfn.serving import codecs
-from modelfn.serving.inference import BINARY_TYPES, JSON_TYPES, require_content_type, run_model
+from modelfn.serving.inference import BINARY_TYPES, JSON_TYPES, header_int, require_content_type, run_model
 from modelfn.serving.responses import OCTET_STREAM, Response, dumps, json_response
 
 if TYPE_CHECKING:
@@ -121,12 +121,7 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[memoryview, mem
     view = memoryview(body)
     if header_length is None:
         return view, view[:0]
-    if not header_length.strip().isdigit() or int(header_length) > len(body):
-        raise InvalidRequest(
-            f"Inference-Header-Content-Length must be an integer from 0 to the body size ({len(body)})",
-            field="Inference-Header-Content-Length",
-        )
-    split = int(header_length)
+    split = header_int(header_length, field="Inference-Header-Content-Length", upper=len(body))
     return view[:split], view[split:]
 
 

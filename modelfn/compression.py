@@ -3,8 +3,11 @@
 Weights of MatMul/Gemm/Conv-style nodes become 8-bit integers (activations are quantized on the
 fly), which shrinks a float model about four times and often speeds it up on CPU. Rounding moves
 the outputs, so the compressed model runs on the packaging sample next to the float ONNX model
-and the native outputs: the deltas go into the manifest, and a classifier whose predicted class
-changes on more than ``1 - min_agreement`` of the sample rows is refused. Build time only.
+and the native outputs: the deltas go into the manifest, and a model whose predicted class
+changes on more than ``1 - min_agreement`` of the sample rows is refused. The predicted class is
+a label output, or the arg-max of class scores: any ``[N, classes]`` float output (probabilities
+or logits), whether or not labels were named, since a PyTorch or Keras classifier rarely names
+them. Build time only.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class _Agreement:
     """First disagreeing row, if any."""
     want: Any = None
     got: Any = None
+    compared: tuple[str, ...] = ()
+    """Every output the agreement was measured on."""
 
 
 def quantize_int8(
@@ -67,7 +72,8 @@ def quantize_int8(
 
     ``native_outputs`` are the framework's own outputs on the sample, keyed by ONNX output name.
     Label agreement is measured for integer/string outputs, and for ``[N, classes]`` float outputs
-    (argmax) when the model is a classifier (``classifier``, default: ``labels`` is not None).
+    (arg-max) unless ``classifier`` is False (a multi-output regressor: no outputs are class scores).
+    ``labels`` only confirm a classifier; without them every ``[N, C >= 2]`` float output counts.
     ``reduce_range`` uses 7-bit weights, which avoids int8 x uint8 overflow on x86 CPUs without VNNI
     (AVX2) at some precision cost. Raises ``ParityError`` when agreement with the float ONNX model or
     the native outputs falls below ``min_agreement``, ``PackagingError`` when nothing can be quantized.
@@ -89,7 +95,7 @@ def quantize_int8(
             field="quantize",
         )
     _refuse_unsafe(quantized)
-    as_classifier = labels is not None if classifier is None else classifier
+    as_classifier = classifier is not False or labels is not None
     fp32 = run_onnx(onnx_bytes, sample_feeds)
     got = run_onnx(quantized, sample_feeds)
     vs_onnx = _agreement(fp32, got, classifier=as_classifier)
@@ -109,6 +115,7 @@ def quantize_int8(
         max_abs_diff_native=_max_abs(native_outputs, got) if native_outputs is not None else None,
         label_agreement_onnx=vs_onnx.value if vs_onnx else None,
         label_agreement_native=vs_native.value if vs_native else None,
+        compared_outputs=sorted({*(vs_onnx.compared if vs_onnx else ()), *(vs_native.compared if vs_native else ())}),
         min_agreement=floor,
     )
     return CompressionResult(onnx_bytes=quantized, report=report)
@@ -199,6 +206,7 @@ def _agreement(reference: Mapping[str, Any], got: Mapping[str, Array], *, classi
     import numpy as np
 
     worst: _Agreement | None = None
+    compared: list[str] = []
     for name, value in reference.items():
         if name not in got:
             raise PackagingError(f"native output {name!r} is not an output of the ONNX model", field=name)
@@ -212,6 +220,7 @@ def _agreement(reference: Mapping[str, Any], got: Mapping[str, Array], *, classi
             rows_want, rows_got = want.argmax(axis=1)[:, None], quant.argmax(axis=1)[:, None]
         else:
             continue
+        compared.append(name)
         same = np.asarray(rows_want == rows_got, dtype=bool).all(axis=1)
         bad = np.flatnonzero(~same)
         row = int(bad[0]) if bad.size else None
@@ -224,7 +233,7 @@ def _agreement(reference: Mapping[str, Any], got: Mapping[str, Array], *, classi
         )
         if worst is None or found.value < worst.value:
             worst = found
-    return worst
+    return dataclasses.replace(worst, compared=tuple(compared)) if worst is not None else None
 
 
 def _max_abs(reference: Mapping[str, Any], got: Mapping[str, Array]) -> float:
@@ -254,7 +263,7 @@ def _refusal(found: _Agreement, reference: str, floor: float) -> str:
         f" (agreement {found.value:.4f} < min_agreement {floor:g}); first at row {found.row} of output"
         f" {found.output!r}: {reference} {found.want}, int8 {found.got}. Try weight_type='uint8',"
         " reduce_range=True or per_channel=True, package without quantization, or lower min_agreement if that"
-        " loss is acceptable"
+        f" loss is acceptable (or if {found.output!r} is not class scores, e.g. a multi-output regression)"
     )
 
 

@@ -128,13 +128,15 @@ def test_regressor_records_deltas_without_agreement() -> None:
     weights = rng.standard_normal((32, 4)).astype(np.float32)
     x = rng.standard_normal((50, 32)).astype(np.float32)
     native = {"scores": x.astype(np.float64) @ weights.astype(np.float64)}
-    # WHEN quantized with uint8 per-channel weights
+    # WHEN quantized with uint8 per-channel weights, said not to be a classifier
     report = quantize_int8(
-        _matmul_model(weights), sample_feeds={"x": x}, native_outputs=native, weight_type="QUInt8", per_channel="true"
-    ).report
+        _matmul_model(weights), sample_feeds={"x": x}, native_outputs=native, weight_type="QUInt8", per_channel="true",
+        classifier=False,
+    ).report  # fmt: skip
     # THEN there is no agreement figure, only deltas, and the chosen options are recorded
     assert (report.weight_type, report.per_channel, report.reduce_range) == ("uint8", True, False)
     assert report.label_agreement_onnx is None and report.label_agreement_native is None
+    assert report.compared_outputs == []
     assert report.max_abs_diff_native is not None and report.max_abs_diff_native > 0.0
 
 
@@ -199,3 +201,54 @@ def test_quantizing_leaves_the_root_logger_alone(monkeypatch: pytest.MonkeyPatch
         assert root.handlers == []
     finally:
         root.handlers[:] = saved
+
+
+def _torch_classifier(steps: int) -> tuple[Any, npt.NDArray[np.float32]]:
+    """A 3-class torch MLP (16-32-3, logits out) trained ``steps`` Adam steps on Gaussian blobs; (model, rows)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=2.0, size=(3, 16)).astype(np.float32)
+    y = rng.integers(0, 3, size=300)
+    x = (centers[y] + rng.normal(size=(300, 16))).astype(np.float32)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        optimizer.step()
+    return model.eval(), x
+
+
+def test_torch_classifier_without_labels_is_judged_by_argmax(tmp_path: Path) -> None:
+    from modelfn.packaging import package
+
+    # GIVEN a torch classifier trained here that returns logits, packaged without naming labels
+    model, x = _torch_classifier(steps=60)
+    # WHEN packaged with --quantize int8
+    manifest = package(model, x, tmp_path / "q", name="blobs", quantize="int8")
+    # THEN the logits were compared by arg-max against the native model and the manifest says which output
+    report = manifest.compression
+    assert report is not None and report.compared_outputs == ["output"]
+    assert report.label_agreement_native is not None and report.label_agreement_native >= 0.99
+    assert manifest.labels is None
+
+
+def test_torch_classifier_without_labels_losing_answers_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    from modelfn.packaging import package
+
+    # GIVEN a trained torch classifier whose last layer's class columns are then made nearly equal
+    model, x = _torch_classifier(steps=40)
+    with torch.no_grad():
+        last = model[2]
+        last.weight[1:] = last.weight[0] + 1e-5 * torch.randn_like(last.weight[1:])
+        last.bias[:] = 0.0
+    # WHEN packaged with --quantize int8 and no labels
+    # THEN the drop in arg-max agreement is refused, naming the output
+    with pytest.raises(ParityError, match="predicted class changes") as info:
+        package(model, x, tmp_path / "q", name="blobs", quantize="int8")
+    assert "'output'" in info.value.message and info.value.field == "min_agreement"
+    # AND nothing was written
+    assert not (tmp_path / "q" / "model.onnx").exists()

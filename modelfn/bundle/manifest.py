@@ -102,6 +102,8 @@ class CompressionReport(_Strict, frozen=True, kw_only=True):
     """Compressed vs the native framework (None when no native outputs were given)."""
     label_agreement_onnx: float | None = None
     label_agreement_native: float | None = None
+    compared_outputs: list[str] = field(default_factory=list)
+    """Outputs whose predicted class (a label, or the arg-max of class scores) the agreement figures compare."""
     min_agreement: float
     """The floor below which packaging refused the compressed model."""
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelfn.adapters import _tf_ops
 from modelfn.adapters.base import PickleLoadWarning, SampleInput, import_extra
 from modelfn.errors import PackagingError
 
@@ -61,11 +62,16 @@ def onnx_name(tensor: str) -> str:
 
 
 def load_keras(path: Path, *, allow_pickle: bool) -> Any:
-    """Keras' safe mode first; Lambda layers (Python bytecode) only with ``allow_pickle``."""
+    """A ``.keras`` or legacy ``.h5`` model in Keras' safe mode; Lambda layers (bytecode) only with ``allow_pickle``."""
     keras = import_extra("keras", extra=EXTRA)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as exc:
+        if "No model config" in str(exc):  # save_weights' .weights.h5: no architecture to convert
+            raise PackagingError(
+                f"{ADAPTER}: {path.name} holds only weights; save the whole model (model.save('m.keras' or 'm.h5'))",
+                field="model",
+            ) from exc
         if "safe_mode" not in str(exc):
             raise PackagingError(f"{ADAPTER}: cannot load {path.name}: {exc}", field="model") from exc
         if not allow_pickle:
@@ -75,7 +81,7 @@ def load_keras(path: Path, *, allow_pickle: bool) -> Any:
                 field="allow_pickle",
             ) from exc
     except Exception as exc:  # zipfile, h5py and Keras errors for a damaged file
-        raise PackagingError(f"{ADAPTER}: {path.name} is not a readable .keras file: {exc}", field="model") from exc
+        raise PackagingError(f"{ADAPTER}: {path.name} is not a readable Keras file: {exc}", field="model") from exc
     warnings.warn(
         f"loading {path.name} with Keras safe mode off: its Lambda layers run Python code at build time, only load"
         " files you trust. The bundle itself holds only ONNX",
@@ -156,6 +162,7 @@ def convert_graph(frozen: FrozenGraph, inputs: tuple[str, ...], outputs: tuple[s
             output_names=list(outputs),
             opset=opset,
             tensors_to_rename=rename,
+            custom_op_handlers=_tf_ops.CUSTOM_OPS,
         )
     except Exception as exc:  # tf2onnx raises ValueError, KeyError, TF errors
         raise PackagingError(f"{ADAPTER}: tf2onnx cannot convert {frozen.source}: {exc}") from exc

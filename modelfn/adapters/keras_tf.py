@@ -1,12 +1,13 @@
-"""TensorFlow and Keras models (Keras 3 objects, ``.keras`` files, SavedModel directories, frozen ``.pb``), via tf2onnx.
+"""TensorFlow and Keras models (Keras objects, ``.keras``/``.h5`` files, SavedModels, frozen ``.pb``), via tf2onnx.
 
 Every kind except the frozen graph is traced as a ``tf.function`` with an ``input_signature`` whose
 batch dimension is None, then converted with ``tf2onnx.convert.from_function``: that keeps the
 batch dynamic and avoids ``from_keras``, which fails on Keras 3 ``Sequential`` models. A SavedModel
 is served through one of its signatures (``serving_default`` unless ``signature`` says otherwise),
 with the signature's input and output names. A frozen GraphDef goes through ``from_graph_def``
-with the tensor names the caller gives (see ``_tf_graph``). ``.keras`` files load in Keras' safe
-mode; a ``Lambda`` layer (Python bytecode) needs the same consent as pickle.
+with the tensor names the caller gives (see ``_tf_graph``). ``.keras`` and ``.h5`` files load in
+Keras' safe mode; a ``Lambda`` layer (Python bytecode) needs the same consent as pickle. Tensors a
+traced model captures (adapted preprocessing layers) are frozen as constants, not graph inputs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelfn.adapters import _tf_graph
+from modelfn.adapters import _tf_graph, _tf_ops
 from modelfn.adapters._tf_graph import FrozenGraph
 from modelfn.adapters.base import ExportResult, SampleInput, class_from, import_extra
 from modelfn.errors import PackagingError
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     Array = np.ndarray[Any, Any]
 
 EXTRA = "tensorflow"
-KERAS_SUFFIX = ".keras"
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+"""Keras 3's zip format and the legacy HDF5 format (``model.save("m.h5")``, tf.keras 2)."""
 GRAPH_SUFFIX = ".pb"
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 DEFAULT_SIGNATURE = "serving_default"
@@ -74,7 +76,7 @@ class KerasTFAdapter:
         if isinstance(model, Path):
             if model.is_dir():
                 return any((model / f).is_file() for f in SAVED_MODEL_FILES)
-            return model.is_file() and model.suffix.lower() in (KERAS_SUFFIX, GRAPH_SUFFIX)
+            return model.is_file() and model.suffix.lower() in (*KERAS_SUFFIXES, GRAPH_SUFFIX)
         if isinstance(model, FrozenGraph) or _is_keras_model(model):
             return True
         if type(model).__name__ == "GraphDef" and class_from(model, "tensorflow"):
@@ -82,7 +84,7 @@ class KerasTFAdapter:
         return class_from(model, "tensorflow") and hasattr(model, "signatures")
 
     def load(self, path: Path, *, allow_pickle: bool) -> Any:
-        """A ``.keras`` file (safe mode), a SavedModel directory, or a frozen GraphDef ``.pb``."""
+        """A ``.keras``/``.h5`` file (safe mode), a SavedModel directory, or a frozen GraphDef ``.pb``."""
         tf = _import_tf()
         if path.is_file() and path.name in SAVED_MODEL_FILES:
             path = path.parent
@@ -91,12 +93,12 @@ class KerasTFAdapter:
                 return tf.saved_model.load(str(path))
             except Exception as exc:  # TF raises OSError, ValueError, its own errors
                 raise PackagingError(f"tensorflow: cannot load SavedModel {path.name}: {exc}", field="model") from exc
-        if path.suffix.lower() == KERAS_SUFFIX:
+        if path.suffix.lower() in KERAS_SUFFIXES:
             return _tf_graph.load_keras(path, allow_pickle=allow_pickle)
         if path.suffix.lower() == GRAPH_SUFFIX:
             return _tf_graph.read_graph_def(path)
         raise PackagingError(
-            f"tensorflow: cannot load {path.name}; expected a {KERAS_SUFFIX} file, a SavedModel directory"
+            f"tensorflow: cannot load {path.name}; expected a .keras or .h5 file, a SavedModel directory"
             f" (holding saved_model.pb) or a frozen GraphDef {GRAPH_SUFFIX} (with inputs/outputs options)",
             field="model",
         )
@@ -115,9 +117,13 @@ class KerasTFAdapter:
             kind, order = "frozen GraphDef", [_tf_graph.onnx_name(n) for n in outputs]
         else:
             traceable = self._traceable(model, sample)
-            function = tf.function(traceable.call, input_signature=traceable.specs)
             try:
-                proto, _ = tf2onnx.convert.from_function(function, input_signature=traceable.specs, opset=target)
+                function = _tf_ops.freeze_captures(
+                    tf.function(traceable.call, input_signature=traceable.specs), traceable.specs
+                )
+                proto, _ = tf2onnx.convert.from_function(
+                    function, input_signature=traceable.specs, opset=target, custom_op_handlers=_tf_ops.CUSTOM_OPS
+                )
             except Exception as exc:  # tf2onnx and TF tracing raise many kinds
                 raise PackagingError(f"tensorflow: tf2onnx cannot convert the {traceable.kind}: {exc}") from exc
             kind, order = traceable.kind, traceable.outputs

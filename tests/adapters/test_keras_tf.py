@@ -1,4 +1,4 @@
-"""TensorFlow/Keras models (objects, .keras, SavedModel, frozen .pb) become bundles that serve Keras' own answers.
+"""TensorFlow/Keras models (objects, .keras, .h5, SavedModel, frozen .pb) become bundles that serve Keras' own answers.
 
 Every framework test trains a tiny model (fixed seeds, a few epochs), packages it, signs and pushes
 it to a local store, serves it through the real ASGI app and compares the HTTP answers with
@@ -315,19 +315,21 @@ def test_detects_by_file_layout_without_importing_tensorflow(tmp_path: Path) -> 
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(b"")
     (tmp_path / "m.keras").write_bytes(b"")
+    (tmp_path / "m.h5").write_bytes(b"")
     (tmp_path / "g.pb").write_bytes(b"")
     (tmp_path / "empty").mkdir()
     (tmp_path / "m.txt").write_bytes(b"")
     code = (
         "import sys; from pathlib import Path; from modelfn.adapters.keras_tf import KerasTFAdapter as A;"
         f"root = Path({str(tmp_path)!r});"
-        "print([A.detects(root / n) for n in ('saved', 'saved/saved_model.pb', 'm.keras', 'g.pb', 'empty', 'm.txt')]);"
+        "names = ('saved', 'saved/saved_model.pb', 'm.keras', 'm.h5', 'g.pb', 'empty', 'm.txt');"
+        "print([A.detects(root / n) for n in names]);"
         "print(sorted(m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules))"
     )
     # WHEN detection runs in a fresh interpreter
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     # THEN the TF layouts are recognized, the others are not, and no framework was imported
-    assert result.stdout.split("\n")[:2] == ["[True, True, True, True, False, False]", "[]"]
+    assert result.stdout.split("\n")[:2] == ["[True, True, True, True, True, False, False]", "[]"]
 
 
 @pytest.mark.framework
@@ -437,3 +439,72 @@ def test_example_script_packages(keras_mod: Any, tmp_path: Path) -> None:
     assert "served prediction: {'predictions'" in result.stdout  # signed, pushed, served
     assert "modelfn sign" in result.stdout and "modelfn serve" in result.stdout
     assert Manifest.from_json((out / "manifest.json").read_bytes()).labels == ["low", "mid", "high"]
+
+
+def _preprocessing_model(keras: Any, layer: str) -> tuple[Any, Array]:
+    """A tiny functional model whose first layer is the named Keras preprocessing layer, and a sample for it."""
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    x = (rng.uniform(-1, 1, size=(32, 4)) * 5 + 3).astype(np.float32)
+    inputs = keras.Input(shape=(4,), name="features")
+    if layer == "Normalization":
+        norm = keras.layers.Normalization()
+        norm.adapt(x)
+        hidden = norm(inputs)
+    elif layer == "Rescaling":
+        hidden = keras.layers.Rescaling(1 / 255.0, offset=-0.5)(inputs)
+        x = x * 40
+    elif layer == "Discretization":
+        bins = keras.layers.Discretization(num_bins=4)
+        bins.adapt(x)
+        x[:3, :3] = np.asarray(bins.bin_boundaries, np.float32)  # values on a boundary go to the upper bin
+        hidden = keras.ops.cast(bins(inputs), "float32")
+    else:
+        inputs = keras.Input(shape=(3,), dtype="int32", name="codes")
+        hidden = keras.layers.CategoryEncoding(num_tokens=5, output_mode="multi_hot")(inputs)
+        x = rng.integers(0, 5, size=(32, 3)).astype(np.int32)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden)), x
+
+
+@pytest.mark.parametrize("layer", ["Normalization", "Rescaling", "Discretization", "CategoryEncoding"])
+@pytest.mark.framework
+@pytest.mark.slow
+def test_preprocessing_layers_in_keras_files_and_saved_models(
+    keras_mod: Any, client_for: Any, tmp_path: Path, layer: str
+) -> None:
+    # GIVEN a model starting with an (adapted) preprocessing layer, as a .keras file and as a SavedModel
+    model, x = _preprocessing_model(keras_mod, layer)
+    model.save(tmp_path / "pre.keras")
+    model.export(tmp_path / "saved", verbose=False)
+    native = np.asarray(model(x[:4], training=False))
+    for source, out in ((tmp_path / "pre.keras", tmp_path / "k"), (tmp_path / "saved", tmp_path / "s")):
+        # WHEN each is packaged with a one-input sample
+        manifest = package(source, x[:8], out, name="pre")
+        # THEN the layer's state is part of the graph: one input, and ONNX answers like Keras
+        assert len(manifest.inputs) == 1 and manifest.inputs[0].shape == [-1, x.shape[1]], manifest.inputs
+        assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+    # AND the signed .keras bundle serves Keras' answers
+    client = client_for(tmp_path / "k")
+    _close(manifest, _predict(client, {"instances": x[:4].tolist()})["predictions"], native)
+
+
+@pytest.mark.framework
+@pytest.mark.slow
+def test_legacy_h5_file(keras_mod: Any, client_for: Any, tmp_path: Path) -> None:
+    # GIVEN a model with an adapted Normalization layer saved in the legacy HDF5 format
+    model, x = _preprocessing_model(keras_mod, "Normalization")
+    path = tmp_path / "legacy.h5"
+    model.save(path)
+    # WHEN the file is packaged (adapter detected from the suffix)
+    assert detect(path).name == "tensorflow"
+    manifest = package(path, x[:8], tmp_path / "b", name="legacy")
+    # THEN it converts with one input and serves Keras' answers
+    assert [t.shape for t in manifest.inputs] == [[-1, 4]]
+    assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+    client = client_for(tmp_path / "b")
+    _close(manifest, _predict(client, {"instances": x[:3].tolist()})["predictions"], model(x[:3], training=False))
+    # AND a weights-only .h5 (no architecture) is refused, saying what to save instead
+    model.save_weights(tmp_path / "only.weights.h5")
+    with pytest.raises(PackagingError, match=r"only.weights.h5 holds only weights.*model.save") as info:
+        package(tmp_path / "only.weights.h5", x[:8], tmp_path / "c", name="w")
+    assert info.value.field == "model"

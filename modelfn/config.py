@@ -54,6 +54,8 @@ class Settings:
     """onnxruntime execution providers; empty means CUDA when available, else CPU."""
     allow_custom_code: bool = False
     """Serve bundles that carry Python code (only from trusted signers)."""
+    decryption_key_file: str | None = None
+    """Local wrapping key file for bundles encrypted with ``package --encrypt PATH`` (KMS-wrapped ones need none)."""
     output_url: str | None = None
     """Where storage-event and ``modelfn batch`` results go: ``s3://bucket/prefix`` or a local path."""
     input_url: str | None = None

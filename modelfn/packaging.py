@@ -22,9 +22,11 @@ from modelfn.parity import DEFAULT_ATOL, DEFAULT_MIN_AGREEMENT, DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from modelfn.adapters.base import Adapter, ExportResult
+    from modelfn.bundle.encryption import KeyWrapper
     from modelfn.bundle.manifest import Manifest
 
-REPLACEABLE_FILES = frozenset({ONNX_ARTIFACT, MANIFEST_FILE})
+ENCRYPTED_ARTIFACT = ONNX_ARTIFACT + ".enc"
+REPLACEABLE_FILES = frozenset({ONNX_ARTIFACT, ENCRYPTED_ARTIFACT, MANIFEST_FILE})
 """What a previous ``package`` run leaves behind, and so may be overwritten."""
 
 
@@ -55,6 +57,7 @@ def package(
     optimize: str | None = None,
     quantize: str | None = None,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    encrypt: str | KeyWrapper | None = None,
 ) -> Manifest:
     """Convert ``model`` (object or file) into ``out_dir/model.onnx`` + ``manifest.json``; return the manifest.
 
@@ -71,6 +74,9 @@ def package(
     before the parity check. ``quantize`` (``int8``/``uint8``) stores dynamically quantized weights;
     the manifest's ``compression`` report says how far they moved the outputs, and packaging is
     refused when label agreement on the sample falls below ``min_agreement``.
+
+    ``encrypt`` (``kms:<key>``, a local wrapping key file, or a ``KeyWrapper``) stores the artifact
+    AES-256-GCM encrypted as ``model.onnx.enc``; the plaintext is never written.
     """
     from modelfn._version import __version__
     from modelfn.adapters.base import BundleWriter
@@ -86,8 +92,10 @@ def package(
     _check_out_dir(out)
     adapter: Adapter = get_adapter(framework, options) if framework else detect(model, options=options)
     if isinstance(adapter, BundleWriter) and converter_python is None:
-        if optimize or quantize:
-            raise PackagingError(f"--optimize/--quantize apply to ONNX artifacts, not to {adapter.name!r} bundles")
+        if optimize or quantize or encrypt:
+            raise PackagingError(
+                f"--optimize/--quantize/--encrypt apply to ONNX artifacts, not to {adapter.name!r} bundles"
+            )
         native = _load(adapter, model, allow_pickle)
         return adapter.write_bundle(native, sample, out, name=name, version=version, atol=atol, rtol=rtol)
     if converter_python is not None:
@@ -132,10 +140,27 @@ def package(
         created_at=dt.datetime.now(dt.UTC),
         modelfn_version=__version__,
     )
+    artifact, artifact_bytes = ONNX_ARTIFACT, onnx_bytes
+    if encrypt is not None:
+        artifact_bytes, manifest = _encrypt(onnx_bytes, manifest, encrypt)
+        artifact = manifest.artifact
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / ONNX_ARTIFACT, onnx_bytes)
+    for stale in {ONNX_ARTIFACT, ENCRYPTED_ARTIFACT} - {artifact}:  # a previous run's other artifact
+        (out / stale).unlink(missing_ok=True)
+    _write_atomic(out / artifact, artifact_bytes)
     _write_atomic(out / MANIFEST_FILE, manifest.to_json())
     return manifest
+
+
+def _encrypt(onnx_bytes: bytes, manifest: Manifest, encrypt: str | KeyWrapper) -> tuple[bytes, Manifest]:
+    """Encrypt in memory; the manifest names the ciphertext and carries the wrapped data key."""
+    from modelfn.bundle.encryption import encrypt_artifact, wrapper_for
+
+    wrapper = wrapper_for(encrypt) if isinstance(encrypt, str) else encrypt
+    ciphertext, record = encrypt_artifact(
+        onnx_bytes, wrapper, name=manifest.name, version=manifest.version, artifact=ENCRYPTED_ARTIFACT
+    )
+    return ciphertext, manifest.replace(artifact=ENCRYPTED_ARTIFACT, encryption=record)
 
 
 def _load(adapter: Adapter, model: Any, allow_pickle: bool) -> Any:

@@ -108,6 +108,24 @@ class CompressionReport(_Strict, frozen=True, kw_only=True):
     """The floor below which packaging refused the compressed model."""
 
 
+class Encryption(_Strict, frozen=True, kw_only=True):
+    """How the artifact's bytes are encrypted: AES-256-GCM under a data key wrapped by KMS or a local key file.
+
+    The signature covers the ciphertext and this record (the manifest is signed), so both are
+    verified before anything is unwrapped or decrypted (SECURITY.md rule 16).
+    """
+
+    algorithm: Literal["AES-256-GCM"] = "AES-256-GCM"
+    key_source: Literal["kms", "local"]
+    """``kms``: the data key is a KMS ``GenerateDataKey`` blob; ``local``: AES key wrap (RFC 3394) under a key file."""
+    key_id: NonEmpty
+    """The KMS key ARN, or the local wrapping key's fingerprint (``modelfn keygen --wrapping-key`` prints it)."""
+    wrapped_key: NonEmpty
+    """Base64 of the wrapped 256-bit data key."""
+    nonce: NonEmpty
+    """Base64 of the 96-bit GCM nonce; the 128-bit tag ends the ciphertext."""
+
+
 class Manifest(_Strict, frozen=True, kw_only=True):
     """Everything the run time needs to know about a bundle besides its bytes."""
 
@@ -126,8 +144,14 @@ class Manifest(_Strict, frozen=True, kw_only=True):
     parity: ParityReport | None = None
     compression: CompressionReport | None = None
     preprocessing: str | None = None
+    encryption: Encryption | None = None
+    """Set when the artifact is stored encrypted; it is decrypted in memory only, after verification."""
     created_at: dt.datetime
     modelfn_version: str
+
+    def __post_init__(self) -> None:
+        if self.encryption is not None and self.runtime != "onnx":
+            raise ValueError("encryption applies to onnx artifacts only")
 
     def to_json(self) -> bytes:
         """Canonical JSON bytes (sorted keys, indented) as written into the bundle."""

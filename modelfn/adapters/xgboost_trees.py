@@ -3,13 +3,16 @@
 Tree ensembles map onto ONNX-ML's ``TreeEnsemble*`` operators, so the served model needs nothing
 but onnxruntime. onnxmltools only understands features named ``f0..fN``: models trained on named
 columns are converted from a copy with the names dropped (the original is never touched).
-Classifiers come out as ``label`` + ``probabilities`` tensors (no ZipMap), regressors as
-``variable``. Files load from XGBoost's own ``.json``/``.ubj`` formats; pickle only with consent.
+Classifiers come out as ``label`` + ``probabilities`` tensors (no ZipMap), regressors and rankers
+(``rank:*``, one score per row) as ``variable``. Categorical features (``enable_categorical``)
+take their category codes, as XGBoost itself sees them; a DataFrame sample's category columns are
+turned into codes. Files load from XGBoost's own ``.json``/``.ubj`` formats; pickle only with consent.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -38,6 +41,7 @@ DEFAULT_OPSET = 15
 MAX_OPSET = 15
 """onnxmltools' tree converters support the default domain up to opset 15 (ai.onnx.ml 1)."""
 CLASSIFIER_OBJECTIVES = ("binary:logistic", "multi:softprob", "multi:softmax")
+RANK_PREFIX = "rank:"
 UNSUPPORTED_OBJECTIVES = ("reg:logistic", "binary:logitraw", "binary:hinge")
 """Objectives onnxmltools maps to a different function than XGBoost computes."""
 _JSON_HEAD = re.compile(rb'^\s*\{\s*"learner"\s*:')
@@ -46,7 +50,7 @@ _SNIFF_BYTES = 64
 
 
 class XGBoostAdapter:
-    """An ``XGBClassifier``/``XGBRegressor`` or a ``xgboost.Booster`` (classification or regression)."""
+    """An ``XGBClassifier``/``XGBRegressor``/``XGBRanker`` or a ``xgboost.Booster``."""
 
     name: ClassVar[str] = "xgboost"
 
@@ -83,6 +87,10 @@ class XGBoostAdapter:
             field="model",
         )
 
+    def normalize_sample(self, sample: Any) -> Any:
+        """A DataFrame becomes float32 rows, each category column holding its category codes."""
+        return category_codes(sample)
+
     def export(self, model: Any, sample: SampleInput | None, *, opset: int | None) -> ExportResult:
         """onnxmltools' ``convert_xgboost`` with a float32 ``[-1, n_features]`` input."""
         xgb = import_extra("xgboost", extra=EXTRA)
@@ -102,8 +110,9 @@ class XGBoostAdapter:
                 field="model",
             )
         try:
+            source = _ranker_as_regressor(model) if objective.startswith(RANK_PREFIX) else model
             onx = onnxmltools.convert_xgboost(
-                _without_feature_names(model),
+                _without_feature_names(source),
                 initial_types=[(input_name or DEFAULT_INPUT_NAME, data_types.FloatTensorType([None, width]))],
                 target_opset=target,
             )
@@ -117,7 +126,8 @@ class XGBoostAdapter:
             converter="onnxmltools",
             converter_version=onnxmltools.__version__,
         )
-        return tabular_result(onx, framework, classifier=classifier, labels=_labels(model) if classifier else None)
+        result = tabular_result(onx, framework, classifier=classifier, labels=_labels(model) if classifier else None)
+        return dataclasses.replace(result, notes=_notes(model, objective, result.notes))
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """XGBoost's own predictions keyed like the ONNX outputs (Booster outputs expanded to match)."""
@@ -228,3 +238,46 @@ def _softmax_scores(onx: Any) -> None:
             for attr in node.attribute:
                 if attr.name == "post_transform":
                     attr.s = b"SOFTMAX"
+
+
+def _ranker_as_regressor(model: Any) -> Any:
+    """onnxmltools has no ranker converter; a ranker's score is a regressor's sum of leaves (no transform)."""
+    xgb = import_extra("xgboost", extra=EXTRA)
+    shell = xgb.XGBRegressor()
+    shell.load_model(bytearray(_booster(model).save_raw("json")))
+    return shell
+
+
+def _notes(model: Any, objective: str, notes: str | None) -> str | None:
+    """Say what a ranker's output means and which columns take category codes."""
+    extra = []
+    if objective.startswith(RANK_PREFIX):
+        extra.append(f"{objective} ranker: {REGRESSION_OUTPUT} = relevance score, higher ranks first within a query")
+    types = _booster(model).feature_types or []
+    categorical = [i for i, t in enumerate(types) if t == "c"]
+    if categorical:
+        extra.append(f"input columns {categorical} are categorical: send category codes (0 = first category)")
+    return "; ".join([notes or "", *extra]).strip("; ") or None
+
+
+def category_codes(sample: Any) -> Any:
+    """A pandas DataFrame as float32 rows, category columns as their codes (missing -> NaN); anything else as is."""
+    columns = getattr(sample, "columns", None)
+    if columns is None or not hasattr(sample, "dtypes"):
+        return sample
+    import numpy as np
+
+    arrays = []
+    for name in columns:
+        column = sample[name]
+        if str(column.dtype) == "category":
+            codes = column.cat.codes.to_numpy().astype(np.float32)
+            arrays.append(np.where(codes < 0, np.float32(np.nan), codes))
+            continue
+        try:
+            arrays.append(column.to_numpy(dtype=np.float32))
+        except (TypeError, ValueError) as exc:
+            raise PackagingError(
+                f"sample column {name!r} ({column.dtype}) is neither numeric nor a pandas category", field="sample"
+            ) from exc
+    return np.stack(arrays, axis=1)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+import xgboost as xgb
 
 from modelfn.adapters.base import PickleLoadWarning
 from modelfn.adapters.registry import detect
@@ -20,9 +21,6 @@ from modelfn.errors import PackagingError
 from modelfn.packaging import package
 from tests.fixtures.bundles import publish, serve
 from tests.fixtures.keys import SigningKey
-
-xgb = pytest.importorskip("xgboost")
-pytest.importorskip("onnxmltools")
 
 pytestmark = [pytest.mark.framework, pytest.mark.slow]
 
@@ -50,11 +48,13 @@ def diabetes_regressor() -> Fitted:
     return model, x[:25].astype(np.float32)
 
 
-def _serve_predict(bundle: Path, tmp_path: Path, key: SigningKey, x: npt.NDArray[Any]) -> dict[str, Any]:
-    """Sign, push and serve the bundle; POST /predict with labels requested; return the JSON body."""
+def _serve_predict(
+    bundle: Path, tmp_path: Path, key: SigningKey, x: npt.NDArray[Any], *, labels: bool = True
+) -> dict[str, Any]:
+    """Sign, push and serve the bundle; POST /predict (labels requested unless told); return the JSON body."""
     client = serve(publish(bundle, str(tmp_path / "store"), key).settings)
     try:
-        response = client.post("/predict", json={"inputs": {"input": x.tolist()}, "return_labels": True})
+        response = client.post("/predict", json={"inputs": {"input": x.tolist()}, "return_labels": labels})
     finally:
         client.close()
     assert response.status_code == 200, response.text
@@ -116,7 +116,7 @@ def test_regressor_served_through_v2(diabetes_regressor: Fitted, tmp_path: Path,
 
 
 def test_named_features_are_converted_from_a_copy(tmp_path: Path, signing_key: SigningKey) -> None:
-    pandas = pytest.importorskip("pandas")
+    import pandas
     from sklearn.datasets import load_breast_cancer
 
     # GIVEN a binary classifier trained on a DataFrame whose columns are not f0..fN
@@ -156,6 +156,65 @@ def test_regression_booster_object(diabetes_regressor: Fitted, tmp_path: Path) -
     manifest = package(model.get_booster(), x, tmp_path / "b", name="diabetes-booster")
     # THEN it is a regressor bundle within tolerance
     assert [t.name for t in manifest.outputs] == ["variable"] and manifest.labels is None
+
+
+@pytest.mark.parametrize("objective", ["rank:pairwise", "rank:ndcg", "rank:map"])
+def test_ranker_serves_scores(objective: str, tmp_path: Path, signing_key: SigningKey) -> None:
+    # GIVEN an XGBRanker trained on 6 query groups of 10 documents, and its Booster saved as JSON
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    relevance = (x[:, 0] > 0).astype(int) + (objective != "rank:map") * (x[:, 1] > 0.5)
+    ranker = xgb.XGBRanker(n_estimators=6, max_depth=3, objective=objective, random_state=0, n_jobs=1)
+    ranker.fit(x, relevance, qid=np.repeat(np.arange(6), 10))
+    ranker.get_booster().save_model(tmp_path / "ranker.json")
+    for source, out in ((ranker, tmp_path / "obj"), (tmp_path / "ranker.json", tmp_path / "file")):
+        # WHEN the ranker object and the file are packaged
+        manifest = package(source, x[:10], out, name="rank")
+        # THEN each is one score per row, within float32 rounding of XGBoost, and the manifest says how to read it
+        assert [(t.name, t.dtype) for t in manifest.outputs] == [("variable", "float32")] and manifest.labels is None
+        assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+        assert f"{objective} ranker" in (manifest.preprocessing or "")
+    # AND the served scores order documents like XGBoost's
+    body = _serve_predict(tmp_path / "file", tmp_path, signing_key, x[10:20], labels=False)
+    served = np.asarray(body["predictions"], dtype=np.float64).ravel()
+    np.testing.assert_allclose(served, ranker.predict(x[10:20]), atol=manifest.parity.atol, rtol=manifest.parity.rtol)
+
+
+def test_categorical_features(tmp_path: Path, signing_key: SigningKey) -> None:
+    import pandas
+
+    # GIVEN a classifier trained on a DataFrame with a 10-category string column (set-valued splits)
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 10, 200)
+    names = list("abcdefghij")
+    frame = pandas.DataFrame(
+        {
+            "size": rng.standard_normal(200).astype(np.float32),
+            "colour": pandas.Categorical([names[c] for c in codes], categories=names),
+        }
+    )
+    y = (frame["size"] + np.isin(codes, [1, 4, 7, 8]) * 2 > 0.8).astype(int)
+    model = xgb.XGBClassifier(
+        n_estimators=8, max_depth=3, enable_categorical=True, max_cat_to_onehot=1, random_state=0, n_jobs=1
+    ).fit(frame, y)
+    assert any(
+        isinstance(json.loads(t).get("split_condition"), list) for t in model.get_booster().get_dump("", True, "json")
+    )
+    # WHEN it is packaged with a slice of the DataFrame as the sample
+    manifest = package(model, frame.iloc[:8], tmp_path / "b", name="cat-xgb")
+    # THEN the input is one float32 row per record, the manifest names the categorical column, and labels agree
+    assert [(t.name, t.shape) for t in manifest.inputs] == [("input", [-1, 2])]
+    assert "input columns [1] are categorical" in (manifest.preprocessing or "")
+    assert manifest.parity is not None and manifest.parity.label_agreement == 1.0
+    # AND served on every category code it answers like XGBoost on the DataFrame
+    rows = np.stack([frame["size"].to_numpy(np.float32), codes.astype(np.float32)], axis=1)[:40]
+    body = _serve_predict(tmp_path / "b", tmp_path, signing_key, rows)
+    np.testing.assert_allclose(body["predictions"]["probabilities"], model.predict_proba(frame[:40]), atol=1e-4)
+    assert body["labels"] == model.predict(frame[:40]).tolist()
+    # AND a sample column that is neither numeric nor categorical is named
+    with pytest.raises(PackagingError, match="sample column 'colour'") as info:
+        package(model, frame.assign(colour=frame["colour"].astype(str)).iloc[:8], tmp_path / "c", name="c")
+    assert info.value.field == "sample"
 
 
 def test_softmax_objective_serves_probabilities(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ import typer
 
 from modelfn.commands import batch as batch_command
 from modelfn.commands import event as event_command
-from modelfn.commands import keys as keys_command
 from modelfn.commands import plan as plan_command
 from modelfn.commands._options import (
     ConfigOpt,
@@ -46,6 +45,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Directory for signing.key (private) and signing.pub")] = Path(
+        ".modelfn/keys"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing key pair")] = False,
+) -> None:
+    """Create an ECDSA P-256 key pair for signing bundles (private key written with mode 0600)."""
+    from modelfn.signing.keys import write_keypair
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        hint = write_keypair(out / "signing.key", out / "signing.pub", overwrite=force)
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"private key: {out / 'signing.key'}\npublic key:  {out / 'signing.pub'}\nkey hint:    {hint}")
 
 
 @app.command()
@@ -95,12 +112,6 @@ def package(
     min_agreement: Annotated[
         float, typer.Option("--min-agreement", help="Quantization: refuse below this label agreement on the sample")
     ] = 0.99,
-    encrypt: Annotated[
-        str | None,
-        typer.Option(
-            "--encrypt", help="Store the model AES-256-GCM encrypted: kms:<key id|ARN|alias> or a wrapping key file"
-        ),
-    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="On failure, print the converter's full error and traceback")
     ] = False,
@@ -121,7 +132,7 @@ def package(
             manifest = do_package(
                 model, sample_value, out, name=name, version=version, framework=framework, allow_pickle=allow_pickle,
                 atol=atol, rtol=rtol, options=options, converter_python=python, optimize=optimize, quantize=quantize,
-                min_agreement=min_agreement, encrypt=encrypt,
+                min_agreement=min_agreement,
             )  # fmt: skip
         for warning in caught:
             typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
@@ -172,22 +183,56 @@ def _read_sample(path: Path) -> object:
 
 
 @app.command()
+def sign(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory (from `modelfn package`)")],
+    key: Annotated[Path, typer.Option("--key", help="Private key PEM")] = Path(".modelfn/keys/signing.key"),
+    not_after: Annotated[
+        str | None, typer.Option("--not-after", help="Signed expiry, ISO 8601 (e.g. 2027-01-01T00:00:00Z)")
+    ] = None,
+) -> None:
+    """Sign every file of a bundle into model.sig (OpenSSF model-signing format, key method)."""
+    import datetime as dt
+
+    from modelfn.bundle.manifest import Manifest
+    from modelfn.signing.sign import KeyFileSigner, sign_bundle
+
+    try:
+        manifest = Manifest.from_json((bundle / "manifest.json").read_bytes())
+        expiry = dt.datetime.fromisoformat(not_after) if not_after else None
+        path = sign_bundle(bundle, KeyFileSigner(key), name=manifest.name, version=manifest.version, not_after=expiry)
+    except (OSError, ValueError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    except ModelfnError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"signed {manifest.name} v{manifest.version} -> {path}")
+
+
+@app.command()
 def verify(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory")],
     trust: TrustOpt = None,
     min_version: Annotated[int, typer.Option("--min-version", help="Refuse signed versions below this")] = 0,
 ) -> None:
     """Verify a bundle directory against trusted keys exactly as the function does before loading."""
+    from modelfn.bundle.layout import MANIFEST_FILE
+    from modelfn.bundle.manifest import Manifest
     from modelfn.signing.keys import TrustSet
-    from modelfn.signing.verify import VerifyPolicy, verify_directory
+    from modelfn.signing.verify import VerifyPolicy, check_min_version, signed_identity, verify_directory
 
     try:
         settings = _settings(trust=trust)
-        result = verify_directory(bundle, TrustSet.from_entries(settings.trusted_keys), VerifyPolicy(min_version))
+        result = verify_directory(bundle, TrustSet.from_entries(settings.trusted_keys), VerifyPolicy())
+        st = result.statement
+        model_name, version = st.name, st.version
+        if MANIFEST_FILE in result.files:  # a signed manifest names the model when the predicate does not
+            manifest = Manifest.from_json(result.files[MANIFEST_FILE])
+            model_name, version = signed_identity(st, manifest.name, manifest.version)
+        check_min_version(version, min_version)
     except ModelfnError as exc:
         raise _fail(exc) from exc
-    st = result.statement
-    typer.echo(f"OK {st.name} v{st.version} root sha256:{st.root_digest} signed by key {st.key_hint[:16]}…")
+    shown = f"v{version}" if version is not None else "(no signed version)"
+    typer.echo(f"OK {model_name} {shown} root sha256:{st.root_digest} signed by key {st.key_hint[:16]}…")
     for name in sorted(st.resources):
         typer.echo(f"  {st.resources[name]}  {name}")
 
@@ -346,8 +391,6 @@ def quickstart(
 
 # Commands that live in modelfn.commands (one module each): registered here, in help order.
 # app.command("name")(module.function)
-app.command("keygen")(keys_command.keygen)
-app.command("sign")(keys_command.sign)
 app.command("plan")(plan_command.plan)
 app.command("event")(event_command.event)
 app.command("batch")(batch_command.batch)

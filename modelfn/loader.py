@@ -78,7 +78,13 @@ def fetch_verified(settings: Settings) -> VerifiedBundle:
     from modelfn.bundle.manifest import Manifest
     from modelfn.repository.versions import resolve_listing
     from modelfn.signing.keys import TrustSet
-    from modelfn.signing.verify import VerifyPolicy, check_file_set, verify_signature
+    from modelfn.signing.verify import (
+        VerifyPolicy,
+        check_file_set,
+        check_min_version,
+        signed_identity,
+        verify_signature,
+    )
     from modelfn.store.registry import store_for
 
     assert settings.model_name is not None
@@ -95,9 +101,11 @@ def fetch_verified(settings: Settings) -> VerifiedBundle:
     if sig_info.size > MAX_SIGNATURE_BYTES:
         raise SignatureError(f"{SIGNATURE_FILE} is {sig_info.size} bytes, over the {MAX_SIGNATURE_BYTES} byte limit")
     sig_bytes = b"".join(store.read(sig_info.key, pin=sig_info))
-    policy = VerifyPolicy(min_version=settings.min_version, pinned_digest=settings.pinned_digest)
+    policy = VerifyPolicy(pinned_digest=settings.pinned_digest)  # min_version: checked on the identity below
     statement = verify_signature(sig_bytes, trust, policy)
-    _check_identity(statement, settings.model_name, version)
+    if statement.version is not None:  # modelfn's predicate: refuse a swapped bundle before fetching more
+        _check_identity("signature", statement.name, statement.version, settings.model_name, version)
+        check_min_version(statement.version, settings.min_version)
 
     present = [name for name in listing if name != SIGNATURE_FILE]
     check_file_set(statement, present)
@@ -105,11 +113,10 @@ def fetch_verified(settings: Settings) -> VerifiedBundle:
     manifest = Manifest.from_json(files[MANIFEST_FILE]) if MANIFEST_FILE in files else None
     if manifest is None:
         raise UnsafeBundleError(f"the signed file list has no {MANIFEST_FILE}")
-    if manifest.name != statement.name or manifest.version != statement.version:
-        raise UnsafeBundleError(
-            f"manifest says {manifest.name} v{manifest.version} but the signature covers "
-            f"{statement.name} v{statement.version}"
-        )
+    signed_name, signed_version = signed_identity(statement, manifest.name, manifest.version)
+    if statement.version is None:  # signed by the reference tool: the signed manifest carries the identity
+        _check_identity("signed manifest", signed_name, signed_version, settings.model_name, version)
+        check_min_version(signed_version, settings.min_version)
     if manifest.artifact not in files:
         raise UnsafeBundleError(f"manifest artifact {manifest.artifact!r} is not a signed file of the bundle")
     return VerifiedBundle(statement=statement, files=files, manifest=manifest, source=f"{store.url}/{prefix}")
@@ -133,25 +140,11 @@ def _onnx_model(verified: VerifiedBundle, settings: Settings) -> Model:
     from modelfn.runtime.onnx_session import OnnxModel
 
     return OnnxModel(
-        _artifact_bytes(verified, settings),
+        verified.files[verified.manifest.artifact],
         verified.manifest,
         threads=settings.threads,
         providers=settings.providers,
     )
-
-
-def _artifact_bytes(verified: VerifiedBundle, settings: Settings) -> bytes:
-    """The verified artifact; an encrypted one is decrypted here, in memory only (SECURITY.md rule 16)."""
-    manifest = verified.manifest
-    ciphertext = verified.files[manifest.artifact]
-    if manifest.encryption is None:
-        return ciphertext
-    from modelfn.bundle.encryption import decrypt_artifact
-
-    return decrypt_artifact(
-        ciphertext, manifest.encryption, name=manifest.name, version=manifest.version, artifact=manifest.artifact,
-        key_file=settings.decryption_key_file,
-    )  # fmt: skip
 
 
 def _python_model(verified: VerifiedBundle, settings: Settings) -> Model:
@@ -184,14 +177,14 @@ def _refuse_unsafe_listing(listing: dict[str, ObjectInfo]) -> None:
             raise UnsafeBundleError(f"{name} is a pickle-family file: refused, the serving path never unpickles")
 
 
-def _check_identity(statement: SignedStatement, name: str, version: int) -> None:
+def _check_identity(source: str, signed_name: str, signed_version: int, name: str, version: int) -> None:
     """The signed name/version must be the ones the store path claims (no bundle swapping)."""
-    if statement.name != name:
-        raise PolicyError(f"signature is for model {statement.name!r}, but {name!r} was requested")
-    if statement.version is not None and statement.version != version:
-        raise PolicyError(f"signature is for version {statement.version}, but the store path says {version}")
-    if statement.version is None:
-        raise PolicyError("signature carries no modelfn version: re-sign with `modelfn sign` to serve it")
+    if signed_name != name:
+        raise PolicyError(f"{source} is for model {signed_name!r}, but {name!r} was requested", field="name")
+    if signed_version != version:
+        raise PolicyError(
+            f"{source} is for version {signed_version}, but the store path says {version}", field="version"
+        )
 
 
 def _read_hashed(store: Store, info: ObjectInfo, name: str, statement: SignedStatement) -> bytes:

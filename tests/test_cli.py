@@ -197,3 +197,21 @@ def test_console_script_without_the_cli_extra_says_what_to_install() -> None:
     # THEN the entry point exits 2 naming the extra instead of a traceback
     assert done.returncode == 2
     assert "pip install 'modelfn[cli]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_verify_names_a_reference_signed_bundle_from_its_signed_manifest(
+    signed_bundle: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # GIVEN the CLI-packaged bundle re-signed with the reference model_signing API (no modelfn predicate)
+    from tests.signing.helpers import sign_with_model_signing
+
+    bundle, public = signed_bundle
+    sign_with_model_signing(bundle, public.with_name("signing.key"))
+    # WHEN verified THEN the signed manifest's name and version are printed (it printed "vNone")
+    assert run("verify", str(bundle), "--trust", str(public)).startswith("OK tiny v1 root sha256:")
+    # AND --min-version applies to that version
+    assert "below the minimum 2" in run_failing("verify", str(bundle), "--trust", str(public), "--min-version", "2")
+    # AND a signed directory that is no modelfn bundle (no manifest) says it has no signed version
+    (bundle / "manifest.json").unlink()
+    sign_with_model_signing(bundle, public.with_name("signing.key"))
+    assert run("verify", str(bundle), "--trust", str(public)).startswith("OK bundle (no signed version) root")

@@ -39,6 +39,8 @@ __all__ = [
     "VerifyPolicy",
     "check_digest",
     "check_file_set",
+    "check_min_version",
+    "signed_identity",
     "verify_directory",
     "verify_signature",
 ]
@@ -69,7 +71,11 @@ def verify_signature(sig_bytes: bytes, trust: TrustSet, policy: VerifyPolicy = V
     envelope = decode_bundle(sig_bytes)
     if len(trust) == 0:
         raise UntrustedKeyError("no trusted keys are configured; set trusted_keys to verify bundles", field="trust")
-    public_key = trust.key_for(envelope.key_hint, _now(policy))  # trust set and key validity windows
+    public_key = trust.keys.get(envelope.key_hint)
+    if public_key is None:
+        raise UntrustedKeyError(
+            f"bundle is signed by key {envelope.key_hint[:16]}…, which is not in the trust set", field="key_hint"
+        )
     try:
         public_key.verify(envelope.signature, pae(envelope.payload_type, envelope.payload), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature as exc:
@@ -115,14 +121,6 @@ def verify_directory(bundle_dir: Path, trust: TrustSet, policy: VerifyPolicy = V
     return VerifiedFiles(statement, files)
 
 
-def _now(policy: VerifyPolicy) -> datetime:
-    """The policy's clock (timezone-aware), or the current UTC time."""
-    now = policy.now or datetime.now(UTC)
-    if now.tzinfo is None:
-        raise ConfigError("VerifyPolicy.now must be timezone-aware", field="now")
-    return now
-
-
 def _load_json(payload: bytes) -> Any:
     """Parse the signed payload; called only after its signature has passed."""
     try:
@@ -131,16 +129,36 @@ def _load_json(payload: bytes) -> Any:
         raise SignatureError("signed payload is not valid JSON", field="payload") from exc
 
 
+def signed_identity(statement: SignedStatement, manifest_name: str, manifest_version: int) -> tuple[str, int]:
+    """The bundle's signed (name, version): the predicate's, else the signed manifest's.
+
+    ``model.sig`` from the reference ``model_signing`` tool has no modelfn predicate, but
+    ``manifest.json`` is one of the signed files, so its name and version are as authoritative.
+    When the predicate has them, the manifest must agree (one bundle, one identity).
+    """
+    if statement.version is None:
+        return manifest_name, manifest_version
+    if (manifest_name, manifest_version) != (statement.name, statement.version):
+        raise UnsafeBundleError(
+            f"manifest says {manifest_name} v{manifest_version} but the signature covers "
+            f"{statement.name} v{statement.version}",
+            field="manifest.json",
+        )
+    return statement.name, statement.version
+
+
+def check_min_version(version: int | None, min_version: int) -> None:
+    """Anti-rollback: refuse a signed version below ``min_version`` (and an unversioned bundle when it is set)."""
+    if min_version <= 0:
+        return
+    if version is None:
+        raise PolicyError(f"bundle has no signed version; min_version {min_version} requires one", field="version")
+    if version < min_version:
+        raise PolicyError(f"signed version {version} is below the minimum {min_version}", field="version")
+
+
 def _check_policy(statement: SignedStatement, policy: VerifyPolicy) -> None:
-    if policy.min_version > 0:
-        if statement.version is None:
-            raise PolicyError(
-                f"bundle has no signed version; min_version {policy.min_version} requires one", field="version"
-            )
-        if statement.version < policy.min_version:
-            raise PolicyError(
-                f"signed version {statement.version} is below the minimum {policy.min_version}", field="version"
-            )
+    check_min_version(statement.version, policy.min_version)
     if statement.not_after is not None:
         now = policy.now or datetime.now(UTC)
         if now.tzinfo is None:

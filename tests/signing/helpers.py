@@ -64,3 +64,13 @@ def payload_of(sig_bytes: bytes) -> dict[str, Any]:
     envelope = json.loads(sig_bytes)["dsseEnvelope"]
     statement: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
     return statement
+
+
+def sign_with_model_signing(bundle_dir: Path, private_key: Path) -> Path:
+    """Sign ``bundle_dir`` with the reference ``model_signing`` API (key method), as a team without modelfn would."""
+    import model_signing
+
+    hashing = model_signing.hashing.Config().set_ignored_paths(paths=["model.sig"], ignore_git_paths=False)
+    signing = model_signing.signing.Config().use_elliptic_key_signer(private_key=private_key)
+    signing.set_hashing_config(hashing).sign(bundle_dir, bundle_dir / "model.sig")
+    return bundle_dir / "model.sig"

@@ -120,3 +120,79 @@ def test_modelfn_verifies_a_model_signing_cli_bundle(tmp_path: Path, signing_key
     verified = verify_directory(model_dir, signing_key.trust)
     assert verified.files == ORDER_FILES
     assert verified.statement.key_hint == signing_key.hint
+
+
+def test_a_modelfn_bundle_signed_with_the_model_signing_api_is_pushed_and_served(
+    tmp_path: Path, tiny_bundle_dir: Path, signing_key: SigningKey
+) -> None:
+    # GIVEN a modelfn bundle signed by model_signing's API (no modelfn predicate) and pushed to a store
+    import numpy as np
+
+    from modelfn.config import Settings
+    from modelfn.repository.transfer import push_bundle
+    from modelfn.store.registry import store_for
+    from tests.fixtures.bundles import serve
+    from tests.fixtures.models import tiny_onnx_expected
+    from tests.signing.helpers import sign_with_model_signing
+
+    sign_with_model_signing(tiny_bundle_dir, signing_key.private_path)
+    reference = verify_directory(tiny_bundle_dir, signing_key.trust).statement
+    assert reference.version is None  # really the reference format, not modelfn's predicate
+    store = str(tmp_path / "store")
+    push_bundle(tiny_bundle_dir, store_for(store), name="tiny", version=1, progress=False)
+    settings = Settings(store_url=store, model_name="tiny", trusted_keys=(str(signing_key.public_path),), threads=1)
+    # WHEN the real app loads it and is asked for a prediction
+    client = serve(settings)
+    try:
+        ready = client.get("/v2/health/ready").json()
+        response = client.post("/predict", json={"instances": [[1, 2, 3, 4]]})
+        v2 = client.get("/v2/models/tiny").json()
+    finally:
+        client.close()
+    # THEN it is ready as tiny v1 (the signed manifest's identity) with the signed root digest, and predicts
+    assert (ready["name"], ready["version"], ready["root_digest"]) == ("tiny", 1, reference.root_digest)
+    assert v2["versions"] == ["1"]
+    assert response.status_code == 200, response.text
+    expected = tiny_onnx_expected(np.array([[1, 2, 3, 4]], dtype=np.float32))
+    np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_modelfn_bundle_signed_with_the_model_signing_cli_is_verified_pushed_to_s3_and_served(
+    tiny_bundle_dir: Path, signing_key: SigningKey, s3_bucket: str
+) -> None:
+    # GIVEN a modelfn bundle signed by the model_signing CLI with its defaults
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from modelfn.cli import app
+    from modelfn.config import Settings
+    from tests.fixtures.bundles import serve
+    from tests.fixtures.models import tiny_onnx_expected
+
+    signed = _cli(
+        "sign", "key", "--private_key", signing_key.private_path, "--signature", tiny_bundle_dir / "model.sig",
+        tiny_bundle_dir,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    runner = CliRunner()
+    trust = ["--trust", str(signing_key.public_path)]
+    # WHEN `modelfn verify` checks it and `modelfn push` uploads it to S3 (moto_server)
+    verified = runner.invoke(app, ["verify", str(tiny_bundle_dir), *trust, "--min-version", "1"])
+    store = f"s3://{s3_bucket}/models"
+    pushed = runner.invoke(app, ["push", str(tiny_bundle_dir), "--store", store])
+    # THEN verify names the model and version from the signed manifest (not "vNone"), and push succeeds
+    assert verified.exit_code == 0, verified.output
+    assert verified.output.startswith("OK tiny v1 root sha256:"), verified.output
+    assert pushed.exit_code == 0, pushed.output
+    # AND the real app serves a prediction from the S3 copy
+    client = serve(
+        Settings(store_url=store, model_name="tiny", trusted_keys=(str(signing_key.public_path),), threads=1)
+    )
+    try:
+        response = client.post("/predict", json={"instances": [[0.5, -1, 2, 0]]})
+    finally:
+        client.close()
+    assert response.status_code == 200, response.text
+    expected = tiny_onnx_expected(np.array([[0.5, -1, 2, 0]], dtype=np.float32))
+    np.testing.assert_allclose(response.json()["predictions"], expected, rtol=1e-6)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from modelfn.commands import batch as batch_command
+from modelfn.commands import deploy as deploy_command
 from modelfn.commands import event as event_command
 from modelfn.commands import plan as plan_command
 from modelfn.commands._options import (
@@ -394,6 +395,7 @@ def quickstart(
 app.command("plan")(plan_command.plan)
 app.command("event")(event_command.event)
 app.command("batch")(batch_command.batch)
+app.command("deploy")(deploy_command.deploy)
 
 
 def main() -> None:

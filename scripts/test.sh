@@ -12,6 +12,10 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # torch first, pinned: the CPU wheel; any other version would pull a multi-GB CUDA build.
 "${pip[@]}" torch==2.13.0
 "${pip[@]}" -e '.[all,dev]'
+# checkov pins older boto3/botocore/packaging than the dev extra, so it lives in its own venv
+# (inside the ignored .venv/); tests/deploy/test_infra_checkov.py runs it from there.
+[ -x .venv/checkov/bin/checkov ] || "$python" -m venv .venv/checkov
+.venv/checkov/bin/python -m pip install --quiet --disable-pip-version-check 'checkov>=3.2,<4'
 
 # Spark MLlib conversion needs a JVM at build time (never at run time).
 if ! command -v java >/dev/null 2>&1; then

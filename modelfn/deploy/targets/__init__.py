@@ -1,0 +1,1 @@
+"""One renderer module per deploy target (``modelfn deploy --target …``)."""

@@ -3,12 +3,15 @@
 Tree ensembles map onto ONNX-ML's ``TreeEnsemble*`` operators, so the served model needs nothing
 but onnxruntime. Classifiers come out as ``label`` + ``probabilities`` tensors (``zipmap=False``),
 regressors as ``variable``. onnxmltools declares the classifier's ``label`` output with a fixed
-length of 1; the batch dimension is made dynamic again so the manifest tells the truth. Files
-load from LightGBM's text model format; pickle only with consent.
+length of 1; the batch dimension is made dynamic again so the manifest tells the truth.
+Categorical features (``categorical_feature``, pandas ``category`` columns) take category codes;
+the manifest lists them, with a DataFrame-trained model's categories. Files load from LightGBM's
+text model format; pickle only with consent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +25,7 @@ from modelfn.adapters.base import (
     load_pickled,
     single_array,
 )
+from modelfn.adapters.xgboost_trees import category_codes
 from modelfn.errors import PackagingError
 
 if TYPE_CHECKING:
@@ -38,6 +42,7 @@ MAX_OPSET = 15
 """onnxmltools' tree converters support the default domain up to opset 15 (ai.onnx.ml 1)."""
 CLASSIFIER_OBJECTIVES = ("binary", "multiclass")
 REGRESSOR_OBJECTIVES = ("regression", "poisson", "gamma", "quantile", "huber", "tweedie")
+MAX_LISTED_CATEGORIES = 20
 
 
 class LightGBMAdapter:
@@ -77,6 +82,10 @@ class LightGBMAdapter:
             field="model",
         )
 
+    def normalize_sample(self, sample: Any) -> Any:
+        """A DataFrame becomes float32 rows, each category column holding its category codes."""
+        return category_codes(sample)
+
     def export(self, model: Any, sample: SampleInput | None, *, opset: int | None) -> ExportResult:
         """onnxmltools' ``convert_lightgbm`` with a float32 ``[-1, n_features]`` input and no ZipMap."""
         lgb = import_extra("lightgbm", extra=EXTRA)
@@ -109,7 +118,9 @@ class LightGBMAdapter:
             converter="onnxmltools",
             converter_version=onnxmltools.__version__,
         )
-        return tabular_result(onx, framework, classifier=classifier, labels=_labels(model) if classifier else None)
+        result = tabular_result(onx, framework, classifier=classifier, labels=_labels(model) if classifier else None)
+        notes = "; ".join(filter(None, [result.notes, _categorical_note(model)]))
+        return dataclasses.replace(result, notes=notes or None)
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """LightGBM's own predictions keyed like the ONNX outputs (Booster outputs expanded to match)."""
@@ -117,7 +128,7 @@ class LightGBMAdapter:
 
         _, x = single_array(sample, adapter=self.name)
         x = x.astype(np.float32)
-        if hasattr(model, "booster_"):
+        if hasattr(model, "booster_") and model.booster_.pandas_categorical is None:
             frame = _named_frame(model, x)
             if _is_classifier(model):
                 return {
@@ -125,11 +136,13 @@ class LightGBMAdapter:
                     PROBA_OUTPUT: np.asarray(model.predict_proba(frame)),
                 }
             return {REGRESSION_OUTPUT: np.asarray(model.predict(frame))}
-        raw = np.asarray(model.predict(x), dtype=np.float64)
+        raw = np.asarray(_booster(model).predict(x), dtype=np.float64)  # codes as is, no pandas re-coding
         if not _is_classifier(model):
             return {REGRESSION_OUTPUT: raw}
         proba = np.stack([1.0 - raw, raw], axis=1) if raw.ndim == 1 else raw
-        return {LABEL_OUTPUT: proba.argmax(axis=1).astype(np.int64), PROBA_OUTPUT: proba}
+        index = proba.argmax(axis=1)
+        labels = np.asarray(model.classes_)[index] if hasattr(model, "classes_") else index.astype(np.int64)
+        return {LABEL_OUTPUT: labels, PROBA_OUTPUT: proba}
 
 
 def _has_header(path: Path) -> bool:
@@ -202,3 +215,17 @@ def _dynamic_batch_outputs(onx: Any) -> None:
         dims = output.type.tensor_type.shape.dim
         if dims and dims[0].HasField("dim_value"):
             dims[0].Clear()
+
+
+def _categorical_note(model: Any) -> str | None:
+    """Which input columns are categorical and, for a DataFrame-trained model, which code is which category."""
+    booster = _booster(model)
+    infos = booster.dump_model(num_iteration=1)["feature_infos"]
+    columns = [i for i, info in enumerate(infos.values()) if info.get("values")]
+    if not columns:
+        return None
+    note = f"input columns {columns} are categorical: send category codes"
+    for column, categories in zip(columns, booster.pandas_categorical or [], strict=False):
+        listed = ", ".join(f"{code}={value}" for code, value in enumerate(categories[:MAX_LISTED_CATEGORIES]))
+        note += f"; column {column}: {listed}{', ...' if len(categories) > MAX_LISTED_CATEGORIES else ''}"
+    return note

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -19,9 +21,6 @@ from modelfn.errors import PackagingError
 from modelfn.packaging import package
 from tests.fixtures.bundles import publish, serve
 from tests.fixtures.keys import SigningKey
-
-lgb = pytest.importorskip("lightgbm")
-pytest.importorskip("onnxmltools")
 
 pytestmark = [pytest.mark.framework, pytest.mark.slow]
 
@@ -130,7 +129,7 @@ def test_regressor_served_through_v2(diabetes_regressor: Fitted, tmp_path: Path,
 
 
 def test_named_columns_binary_classifier(tmp_path: Path) -> None:
-    pandas = pytest.importorskip("pandas")
+    import pandas
     from sklearn.datasets import load_breast_cancer
 
     # GIVEN a binary classifier trained on a DataFrame with named columns
@@ -157,6 +156,61 @@ def test_text_model_file_packages(iris_classifier: Fitted, diabetes_regressor: F
     assert clf.framework.name == "lightgbm" and clf.labels == [0, 1, 2]
     assert clf.parity is not None and clf.parity.label_agreement == 1.0
     assert [t.name for t in reg.outputs] == ["variable"] and reg.labels is None
+
+
+def _categorical_data() -> tuple[Any, npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """(DataFrame with a numeric column and a 10-category string column, the same rows as codes, binary target)."""
+    import pandas
+
+    rng = np.random.default_rng(6)
+    codes = rng.integers(0, 10, 300)
+    names = list("abcdefghij")
+    size = rng.standard_normal(300).astype(np.float32)
+    frame = pandas.DataFrame({"size": size, "colour": pandas.Categorical([names[c] for c in codes], categories=names)})
+    y = (size + np.isin(codes, [1, 4, 7, 8]) * 2 > 0.8).astype(np.int64)
+    return frame, np.stack([size, codes.astype(np.float32)], axis=1), y
+
+
+def test_categorical_feature_on_arrays(tmp_path: Path, signing_key: SigningKey) -> None:
+    # GIVEN a classifier trained on an array with categorical_feature=[1] (set-valued splits)
+    frame, rows, y = _categorical_data()
+    model = lgb.LGBMClassifier(**PARAMS, min_child_samples=5).fit(rows, y, categorical_feature=[1])
+    assert "||" in json.dumps(model.booster_.dump_model())  # a split on a set of categories ("1||4||7")
+    # WHEN packaged
+    manifest = package(model, rows[:8], tmp_path / "b", name="cat-lgbm")
+    # THEN the manifest names the categorical column, and the served model answers like LightGBM on every code
+    assert "input columns [1] are categorical" in (manifest.preprocessing or "")
+    assert manifest.parity is not None and manifest.parity.label_agreement == 1.0
+    body = _serve_predict(tmp_path / "b", tmp_path, signing_key, rows[:60])
+    np.testing.assert_allclose(body["predictions"]["probabilities"], model.predict_proba(rows[:60]), atol=1e-4)
+    assert body["labels"] == np.asarray(model.predict(rows[:60])).tolist()
+
+
+def test_categorical_dataframe_model_and_file(tmp_path: Path, signing_key: SigningKey) -> None:
+    # GIVEN a regressor trained on a DataFrame with a pandas category column, and its text model file
+    frame, rows, y = _categorical_data()
+    model = lgb.LGBMRegressor(**PARAMS, min_child_samples=5).fit(frame, y.astype(np.float64))
+    model.booster_.save_model(tmp_path / "cat.txt")
+    for source, sample, out in (
+        (model, frame.iloc[:8], tmp_path / "obj"),
+        (tmp_path / "cat.txt", rows[:8], tmp_path / "f"),
+    ):
+        # WHEN the model (with a DataFrame sample) and the file (with codes) are packaged
+        manifest = package(source, sample, out, name="cat-reg")
+        # THEN each converts within tolerance, and the manifest says which code is which category
+        assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+        assert "column 1: 0=a, 1=b, 2=c" in (manifest.preprocessing or "")
+    # AND the served predictions on codes are LightGBM's on the DataFrame
+    client = serve(publish(tmp_path / "obj", str(tmp_path / "store"), signing_key).settings)
+    try:
+        response = client.post("/predict", json={"instances": rows[:60].tolist()})
+    finally:
+        client.close()
+    assert response.status_code == 200, response.text
+    served = np.asarray(response.json()["predictions"], dtype=np.float64).ravel()
+    parity = manifest.parity
+    assert parity is not None
+    np.testing.assert_allclose(served, model.predict(frame[:60]), atol=parity.atol, rtol=parity.rtol)
 
 
 def test_detection_by_object_and_file(iris_classifier: Fitted, tmp_path: Path) -> None:

@@ -177,7 +177,9 @@ def test_ranker_serves_scores(objective: str, tmp_path: Path, signing_key: Signi
     # AND the served scores order documents like XGBoost's
     body = _serve_predict(tmp_path / "file", tmp_path, signing_key, x[10:20], labels=False)
     served = np.asarray(body["predictions"], dtype=np.float64).ravel()
-    np.testing.assert_allclose(served, ranker.predict(x[10:20]), atol=manifest.parity.atol, rtol=manifest.parity.rtol)
+    parity = manifest.parity
+    assert parity is not None
+    np.testing.assert_allclose(served, ranker.predict(x[10:20]), atol=parity.atol, rtol=parity.rtol)
 
 
 def test_categorical_features(tmp_path: Path, signing_key: SigningKey) -> None:

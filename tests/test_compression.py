@@ -21,7 +21,6 @@ pytestmark = [pytest.mark.framework, pytest.mark.slow]
 
 def _matmul_model(weights: npt.NDArray[np.float32], *, output: str = "scores") -> bytes:
     """``output = x @ weights`` with a dynamic batch, built with onnx.helper."""
-    pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     rows, cols = weights.shape
@@ -40,7 +39,6 @@ def _matmul_model(weights: npt.NDArray[np.float32], *, output: str = "scores") -
 @pytest.fixture(scope="module")
 def digits_mlp() -> tuple[Any, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """(MLPClassifier 64-48-10 trained on 1,400 digits, training rows, 397 held-out rows), all float32 in [0, 1]."""
-    pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
     from sklearn.neural_network import MLPClassifier
 
@@ -141,7 +139,6 @@ def test_regressor_records_deltas_without_agreement() -> None:
 
 
 def test_model_without_quantizable_weights_is_refused() -> None:
-    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     # GIVEN a graph with no weight-bearing op
@@ -205,7 +202,8 @@ def test_quantizing_leaves_the_root_logger_alone(monkeypatch: pytest.MonkeyPatch
 
 def _torch_classifier(steps: int) -> tuple[Any, npt.NDArray[np.float32]]:
     """A 3-class torch MLP (16-32-3, logits out) trained ``steps`` Adam steps on Gaussian blobs; (model, rows)."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     centers = rng.normal(scale=2.0, size=(3, 16)).astype(np.float32)

@@ -272,7 +272,8 @@ def test_bad_arguments_are_refused_before_starting(
 
 
 def test_objects_cannot_cross_to_a_converter(tmp_path: Path) -> None:
-    onnx = pytest.importorskip("onnx")
+    import onnx
+
     from tests.fixtures.models import make_tiny_onnx
 
     # GIVEN an in-memory model object

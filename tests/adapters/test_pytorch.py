@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+import torch
 
 from modelfn.adapters.base import PickleLoadWarning
 from modelfn.bundle.manifest import Manifest
@@ -19,11 +20,6 @@ from modelfn.packaging import package
 from tests.fixtures.bundles import publish, serve
 from tests.fixtures.keys import SigningKey
 from tests.serving.asgi_client import SyncASGIClient
-
-if TYPE_CHECKING:
-    import torch
-else:
-    torch = pytest.importorskip("torch")
 
 pytestmark = [pytest.mark.framework, pytest.mark.slow]
 

@@ -20,9 +20,6 @@ from modelfn.packaging import package
 from tests.fixtures.bundles import publish, serve
 from tests.fixtures.keys import SigningKey
 
-pytest.importorskip("pyspark")
-pytest.importorskip("onnxmltools")
-
 pytestmark = [pytest.mark.framework, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -223,7 +220,7 @@ def test_detection_by_object_and_layout(iris_pipeline: tuple[Any, Any], tmp_path
 
 
 def test_sample_columns_from_a_dataframe_or_dict() -> None:
-    pandas = pytest.importorskip("pandas")
+    import pandas
 
     # GIVEN the same columns as a pandas DataFrame and as a dict of 1-D arrays
     frame = pandas.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import onnx
 import pytest
 
 from modelfn.errors import UnsafeBundleError
 from modelfn.runtime.onnx_guard import inspect_onnx, refuse_external_data
-
-onnx = pytest.importorskip("onnx")
 
 
 def _with_external(model_path: Path, location: str) -> bytes:

@@ -15,6 +15,7 @@ import typer
 from modelfn.commands import batch as batch_command
 from modelfn.commands import deploy as deploy_command
 from modelfn.commands import event as event_command
+from modelfn.commands import keys as keys_command
 from modelfn.commands import plan as plan_command
 from modelfn.commands._options import (
     ConfigOpt,
@@ -46,24 +47,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-@app.command()
-def keygen(
-    out: Annotated[Path, typer.Option("--out", help="Directory for signing.key (private) and signing.pub")] = Path(
-        ".modelfn/keys"
-    ),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing key pair")] = False,
-) -> None:
-    """Create an ECDSA P-256 key pair for signing bundles (private key written with mode 0600)."""
-    from modelfn.signing.keys import write_keypair
-
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        hint = write_keypair(out / "signing.key", out / "signing.pub", overwrite=force)
-    except ModelfnError as exc:
-        raise _fail(exc) from exc
-    typer.echo(f"private key: {out / 'signing.key'}\npublic key:  {out / 'signing.pub'}\nkey hint:    {hint}")
 
 
 @app.command()
@@ -113,6 +96,12 @@ def package(
     min_agreement: Annotated[
         float, typer.Option("--min-agreement", help="Quantization: refuse below this label agreement on the sample")
     ] = 0.99,
+    encrypt: Annotated[
+        str | None,
+        typer.Option(
+            "--encrypt", help="Store the model AES-256-GCM encrypted: kms:<key id|ARN|alias> or a wrapping key file"
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="On failure, print the converter's full error and traceback")
     ] = False,
@@ -133,7 +122,7 @@ def package(
             manifest = do_package(
                 model, sample_value, out, name=name, version=version, framework=framework, allow_pickle=allow_pickle,
                 atol=atol, rtol=rtol, options=options, converter_python=python, optimize=optimize, quantize=quantize,
-                min_agreement=min_agreement,
+                min_agreement=min_agreement, encrypt=encrypt,
             )  # fmt: skip
         for warning in caught:
             typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
@@ -181,32 +170,6 @@ def _read_sample(path: Path) -> object:
 
     loaded = np.load(path, allow_pickle=False)
     return dict(loaded) if path.suffix == ".npz" else loaded
-
-
-@app.command()
-def sign(
-    bundle: Annotated[Path, typer.Argument(help="Bundle directory (from `modelfn package`)")],
-    key: Annotated[Path, typer.Option("--key", help="Private key PEM")] = Path(".modelfn/keys/signing.key"),
-    not_after: Annotated[
-        str | None, typer.Option("--not-after", help="Signed expiry, ISO 8601 (e.g. 2027-01-01T00:00:00Z)")
-    ] = None,
-) -> None:
-    """Sign every file of a bundle into model.sig (OpenSSF model-signing format, key method)."""
-    import datetime as dt
-
-    from modelfn.bundle.manifest import Manifest
-    from modelfn.signing.sign import KeyFileSigner, sign_bundle
-
-    try:
-        manifest = Manifest.from_json((bundle / "manifest.json").read_bytes())
-        expiry = dt.datetime.fromisoformat(not_after) if not_after else None
-        path = sign_bundle(bundle, KeyFileSigner(key), name=manifest.name, version=manifest.version, not_after=expiry)
-    except (OSError, ValueError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from exc
-    except ModelfnError as exc:
-        raise _fail(exc) from exc
-    typer.echo(f"signed {manifest.name} v{manifest.version} -> {path}")
 
 
 @app.command()
@@ -392,6 +355,8 @@ def quickstart(
 
 # Commands that live in modelfn.commands (one module each): registered here, in help order.
 # app.command("name")(module.function)
+app.command("keygen")(keys_command.keygen)
+app.command("sign")(keys_command.sign)
 app.command("plan")(plan_command.plan)
 app.command("event")(event_command.event)
 app.command("batch")(batch_command.batch)

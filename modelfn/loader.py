@@ -140,11 +140,25 @@ def _onnx_model(verified: VerifiedBundle, settings: Settings) -> Model:
     from modelfn.runtime.onnx_session import OnnxModel
 
     return OnnxModel(
-        verified.files[verified.manifest.artifact],
+        _artifact_bytes(verified, settings),
         verified.manifest,
         threads=settings.threads,
         providers=settings.providers,
     )
+
+
+def _artifact_bytes(verified: VerifiedBundle, settings: Settings) -> bytes:
+    """The verified artifact; an encrypted one is decrypted here, in memory only (SECURITY.md rule 16)."""
+    manifest = verified.manifest
+    ciphertext = verified.files[manifest.artifact]
+    if manifest.encryption is None:
+        return ciphertext
+    from modelfn.bundle.encryption import decrypt_artifact
+
+    return decrypt_artifact(
+        ciphertext, manifest.encryption, name=manifest.name, version=manifest.version, artifact=manifest.artifact,
+        key_file=settings.decryption_key_file,
+    )  # fmt: skip
 
 
 def _python_model(verified: VerifiedBundle, settings: Settings) -> Model:

@@ -71,11 +71,7 @@ def verify_signature(sig_bytes: bytes, trust: TrustSet, policy: VerifyPolicy = V
     envelope = decode_bundle(sig_bytes)
     if len(trust) == 0:
         raise UntrustedKeyError("no trusted keys are configured; set trusted_keys to verify bundles", field="trust")
-    public_key = trust.keys.get(envelope.key_hint)
-    if public_key is None:
-        raise UntrustedKeyError(
-            f"bundle is signed by key {envelope.key_hint[:16]}…, which is not in the trust set", field="key_hint"
-        )
+    public_key = trust.key_for(envelope.key_hint, _now(policy))  # trust set and key validity windows
     try:
         public_key.verify(envelope.signature, pae(envelope.payload_type, envelope.payload), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature as exc:
@@ -119,6 +115,14 @@ def verify_directory(bundle_dir: Path, trust: TrustSet, policy: VerifyPolicy = V
         check_digest(statement, name, hashlib.sha256(data).hexdigest())
         files[name] = data
     return VerifiedFiles(statement, files)
+
+
+def _now(policy: VerifyPolicy) -> datetime:
+    """The policy's clock (timezone-aware), or the current UTC time."""
+    now = policy.now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ConfigError("VerifyPolicy.now must be timezone-aware", field="now")
+    return now
 
 
 def _load_json(payload: bytes) -> Any:

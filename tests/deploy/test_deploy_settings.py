@@ -148,3 +148,16 @@ def test_unknown_target_lists_the_choices(tmp_path: Path, signing_key: SigningKe
     result = run_deploy("--target", "nomad", "--config", str(config), "--dry-run")
     assert result.exit_code == 2
     assert "lambda, sam, knative, k8s" in result.stderr
+
+
+def test_deploy_command_module_imports_nothing_heavy() -> None:
+    import json
+    import subprocess
+    import sys
+
+    # GIVEN a fresh interpreter that imports the CLI with the deploy command registered
+    code = "import sys, json, modelfn.cli, modelfn.commands.deploy; print(json.dumps(sorted(sys.modules)))"
+    modules = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout))
+    # THEN neither the renderers nor their libraries load until the command runs
+    heavy = {"yaml", "boto3", "onnxruntime", "modelfn.deploy.render", "modelfn.deploy.settings", "samtranslator"}
+    assert modules & heavy == set()

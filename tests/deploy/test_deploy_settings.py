@@ -161,3 +161,18 @@ def test_deploy_command_module_imports_nothing_heavy() -> None:
     # THEN neither the renderers nor their libraries load until the command runs
     heavy = {"yaml", "boto3", "onnxruntime", "modelfn.deploy.render", "modelfn.deploy.settings", "samtranslator"}
     assert modules & heavy == set()
+
+
+def test_the_example_settings_file_renders_every_target(tmp_path: Path, signing_key: SigningKey) -> None:
+    # GIVEN infra/deploy's example settings with a key where it says
+    example = Path(__file__).resolve().parents[2] / "infra" / "deploy" / "modelfn-deploy.example.toml"
+    config = tmp_path / "modelfn-deploy.toml"
+    config.write_text(example.read_text())
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "signing.pub").write_bytes(signing_key.public_path.read_bytes())
+    for target in ("sam", "k8s", "knative"):
+        # WHEN each target renders it offline
+        result = run_deploy("--target", target, "--config", str(config), "--out", str(tmp_path / target), "--dry-run")
+        # THEN it validates and says what it would deploy
+        assert result.exit_code == 0, result.output
+        assert "would deploy:" in result.stdout

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from modelfn.bundle.layout import MANIFEST_FILE, PICKLE_EXTENSIONS, SIGNATURE_FILE, version_prefix
+from modelfn.bundle.layout import MANIFEST_FILE, ONNX_DATA_RE, PICKLE_EXTENSIONS, SIGNATURE_FILE, version_prefix
 from modelfn.errors import IntegrityError, PolicyError, SignatureError, UnsafeBundleError
 
 if TYPE_CHECKING:
@@ -136,6 +136,11 @@ def build_runtime(verified: VerifiedBundle, settings: Settings) -> LoadedBundle:
     )
 
 
+def _onnx_data_files(verified: VerifiedBundle) -> dict[str, bytes]:
+    """The signed external-data files (``model.onnx.data``...) of a model too large for one model.onnx."""
+    return {name: data for name, data in verified.files.items() if ONNX_DATA_RE.match(name)}
+
+
 def _onnx_model(verified: VerifiedBundle, settings: Settings) -> Model:
     from modelfn.runtime.onnx_session import OnnxModel
 
@@ -144,6 +149,7 @@ def _onnx_model(verified: VerifiedBundle, settings: Settings) -> Model:
         verified.manifest,
         threads=settings.threads,
         providers=settings.providers,
+        data_files=_onnx_data_files(verified),
     )
 
 

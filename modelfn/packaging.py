@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelfn.bundle.layout import MANIFEST_FILE, ONNX_ARTIFACT, check_model_name
+from modelfn.bundle.layout import MANIFEST_FILE, ONNX_ARTIFACT, ONNX_DATA_RE, check_model_name
 from modelfn.converter_process import DEFAULT_TIMEOUT_S as DEFAULT_CONVERTER_TIMEOUT_S
 from modelfn.errors import PackagingError, UnsafeBundleError
 from modelfn.parity import DEFAULT_ATOL, DEFAULT_MIN_AGREEMENT, DEFAULT_RTOL
@@ -105,7 +105,12 @@ def package(
         )  # fmt: skip
     else:
         exported = _export_here(adapter, model, sample, allow_pickle=allow_pickle, opset=opset)
-    onnx_bytes = exported.result.onnx_bytes
+    onnx_bytes, data_files = exported.result.onnx_bytes, exported.result.data_files
+    if data_files and (optimize or quantize or encrypt):
+        raise PackagingError(
+            "--optimize/--quantize/--encrypt need the whole model in one model.onnx; this one keeps its weights"
+            f" in {', '.join(sorted(data_files))} (over the inline limit)"
+        )
     if optimize:
         from modelfn.onnx_optimize import optimize_onnx
 
@@ -114,7 +119,9 @@ def package(
     schema = read_schema(onnx_bytes)
     feeds = to_feeds(exported.sample, schema.inputs)
     classifier = exported.result.labels is not None
-    parity = check_parity(onnx_bytes, exported.native, feeds, atol=atol, rtol=rtol, classifier=classifier)
+    parity = check_parity(
+        onnx_bytes, exported.native, feeds, atol=atol, rtol=rtol, classifier=classifier, data_files=data_files
+    )
     compression = None
     if quantize:
         from modelfn.compression import quantize_int8
@@ -147,6 +154,11 @@ def package(
     out.mkdir(parents=True, exist_ok=True)
     for stale in {ONNX_ARTIFACT, ENCRYPTED_ARTIFACT} - {artifact}:  # a previous run's other artifact
         (out / stale).unlink(missing_ok=True)
+    for old in out.iterdir():  # a previous run's external data
+        if ONNX_DATA_RE.match(old.name) and old.name not in data_files:
+            old.unlink()
+    for data_name, data in sorted(data_files.items()):
+        _write_atomic(out / data_name, data)
     _write_atomic(out / artifact, artifact_bytes)
     _write_atomic(out / MANIFEST_FILE, manifest.to_json())
     return manifest
@@ -177,7 +189,7 @@ def _export_here(adapter: Adapter, model: Any, sample: Any, *, allow_pickle: boo
     if sample is not None and isinstance(adapter, SampleNormalizer):
         sample = adapter.normalize_sample(sample)
     result = adapter.export(native, sample, opset=opset)
-    _refuse_unsafe_artifact(result.onnx_bytes, adapter.name)
+    _refuse_unsafe_artifact(result.onnx_bytes, adapter.name, result.data_files)
     if sample is None:
         sample = synthesize_sample(read_schema(result.onnx_bytes).inputs)
     return _Exported(result=result, sample=sample, native=adapter.native_predict(native, sample))
@@ -221,7 +233,11 @@ def _check_out_dir(out: Path) -> None:
         raise PackagingError(f"output path {out} is not a directory", field="out_dir")
     if not out.exists():
         return
-    others = sorted(p.name for p in out.iterdir() if p.name not in REPLACEABLE_FILES or not p.is_file())
+    others = sorted(
+        p.name
+        for p in out.iterdir()
+        if (p.name not in REPLACEABLE_FILES and not ONNX_DATA_RE.match(p.name)) or not p.is_file()
+    )
     if others:
         raise PackagingError(
             f"output directory {out} is not empty ({', '.join(others[:5])}); use an empty directory"
@@ -230,12 +246,19 @@ def _check_out_dir(out: Path) -> None:
         )
 
 
-def _refuse_unsafe_artifact(data: bytes, adapter: str) -> None:
-    """The artifact is ONNX or nothing: pickle, zip checkpoints and external data never enter a bundle."""
-    from modelfn.runtime.onnx_guard import inspect_onnx, refuse_external_data
+def _refuse_unsafe_artifact(data: bytes, adapter: str, data_files: Mapping[str, bytes] | None = None) -> None:
+    """The artifact is ONNX or nothing: pickle, zip checkpoints and outside data never enter a bundle.
+
+    External data is allowed only from the bundle's own data files, by the rule the run time applies.
+    """
+    from modelfn.runtime.onnx_guard import check_external_data, inspect_onnx, refuse_external_data
 
     try:
-        refuse_external_data(inspect_onnx(data, artifact=ONNX_ARTIFACT), artifact=ONNX_ARTIFACT)
+        facts = inspect_onnx(data, artifact=ONNX_ARTIFACT)
+        if data_files:
+            check_external_data(facts, data_files, artifact=ONNX_ARTIFACT)
+        else:
+            refuse_external_data(facts, artifact=ONNX_ARTIFACT)
     except UnsafeBundleError as exc:
         raise PackagingError(f"adapter {adapter!r} produced an unsafe artifact: {exc.message}") from exc
 

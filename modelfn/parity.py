@@ -49,18 +49,26 @@ def check_parity(
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     classifier: bool = False,
+    data_files: Mapping[str, bytes] | None = None,
 ) -> ParityReport:
     """Run ``feeds`` through onnxruntime and compare with ``native``; raise ``ParityError`` beyond tolerance."""
-    onnx = run_onnx(onnx_bytes, feeds)
+    onnx = run_onnx(onnx_bytes, feeds, data_files=data_files)
     return compare(native, onnx, atol=atol, rtol=rtol, samples=_rows(feeds), classifier=classifier)
 
 
-def run_onnx(onnx_bytes: bytes, feeds: Mapping[str, Array]) -> dict[str, Array]:
-    """Every output of the model on ``feeds``, by name, on the CPU provider."""
+def run_onnx(
+    onnx_bytes: bytes, feeds: Mapping[str, Array], *, data_files: Mapping[str, bytes] | None = None
+) -> dict[str, Array]:
+    """Every output of the model on ``feeds``, by name, on the CPU provider (external data from memory)."""
     import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    if data_files:
+        names = sorted(data_files)
+        buffers = [memoryview(data_files[n]) for n in names]
+        options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
     try:
-        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
         results = session.run(names, dict(feeds))
     except Exception as exc:  # onnxruntime raises its own untyped exceptions

@@ -35,6 +35,8 @@ class ExportResult:
     """Class labels in output-index order (classifiers only)."""
     notes: str | None = None
     """Preprocessing or output notes copied into the manifest."""
+    data_files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    """External-data files by name (``model.onnx.data``) for a model too large to be one ``model.onnx``."""
 
 
 class Adapter(Protocol):

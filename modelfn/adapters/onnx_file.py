@@ -1,7 +1,10 @@
 """ONNX models pass straight through, after the checks a bundle needs.
 
-The file must be one self-contained model (no external data: the bundle is ``model.onnx`` and
-nothing else), valid by ``onnx.checker``, and loadable by onnxruntime. An ``opset`` request
+External data beside a file is read in at build time. A model over the inline limit (protobuf's
+2 GB by default; the ``inline_limit`` option lowers it) keeps its large initializers in
+``model.onnx.data``, a signed file of the bundle that the run time hands to onnxruntime from the
+verified bytes; otherwise the bundle is one self-contained ``model.onnx``. The model must be valid
+by ``onnx.checker`` and loadable by onnxruntime. An ``opset`` request
 converts the default domain with the ONNX version converter. Parity is onnxruntime against
 itself, so it is exact; it still runs once to prove the model loads and answers.
 
@@ -37,9 +40,12 @@ class OnnxFileAdapter:
 
     name: ClassVar[str] = "onnx"
 
-    def __init__(self, allowed_domains: str | Sequence[str] | None = None) -> None:
-        """``allowed_domains``: op domains the model may use (a list, or comma-separated); standard ONNX always."""
+    def __init__(
+        self, allowed_domains: str | Sequence[str] | None = None, inline_limit: str | int | None = None
+    ) -> None:
+        """``allowed_domains``: op domains the model may use (standard ONNX always); ``inline_limit``: bytes."""
         self.allowed_domains = parse_domains(allowed_domains)
+        self.inline_limit = _parse_limit(inline_limit)
 
     @classmethod
     def detects(cls, model: Any) -> bool:
@@ -53,7 +59,7 @@ class OnnxFileAdapter:
 
         A bundle holds one self-contained model.onnx, so external data is read here, at build time,
         and only from regular files inside the model's own directory (no ``..``, absolute paths or
-        symlinks). Models over protobuf's 2 GB limit cannot be inlined and are refused.
+        symlinks). Models over the inline limit are split again at export (``model.onnx.data``).
         """
         onnx = import_extra("onnx", extra="onnx")
         data = path.read_bytes()
@@ -71,7 +77,8 @@ class OnnxFileAdapter:
         onnx = import_extra("onnx", extra="onnx")
         from modelfn.bundle.manifest import FrameworkInfo
 
-        _refuse_external_data(model.SerializeToString(), "the model")
+        if model.ByteSize() <= MAX_INLINE_BYTES:  # larger ones are checked once split, below
+            _refuse_external_data(model.SerializeToString(), "the model")
         refuse_custom_domains(model, self.allowed_domains)
         if opset is not None and _default_opset(model) != opset:
             from onnx import version_converter
@@ -80,8 +87,9 @@ class OnnxFileAdapter:
                 model = version_converter.convert_version(model, opset)
             except Exception as exc:  # the converter raises plain RuntimeError/ValueError
                 raise PackagingError(f"onnx: cannot convert the model to opset {opset}: {exc}") from exc
+        model, data_files = split_weights(model, self.inline_limit)
         try:
-            onnx.checker.check_model(model, full_check=True)
+            _check_model(model, data_files)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
             raise PackagingError(f"onnx: the model fails onnx.checker: {exc}") from exc
         framework = FrameworkInfo(
@@ -90,15 +98,16 @@ class OnnxFileAdapter:
             converter=model.producer_name or None,
             converter_version=model.producer_version or None,
         )
-        return ExportResult(onnx_bytes=model.SerializeToString(), framework=framework)
+        return ExportResult(onnx_bytes=model.SerializeToString(), framework=framework, data_files=data_files)
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """onnxruntime on the model itself: the reference for an ONNX file is the file."""
         from modelfn.bundle.schema import read_schema
         from modelfn.parity import run_onnx, to_feeds
 
-        data = model.SerializeToString()
-        return run_onnx(data, to_feeds(sample, read_schema(data).inputs))
+        stripped, data_files = split_weights(model, self.inline_limit)
+        data = stripped.SerializeToString()
+        return run_onnx(data, to_feeds(sample, read_schema(data).inputs), data_files=data_files)
 
 
 def parse_domains(value: str | Sequence[str] | None) -> frozenset[str]:
@@ -211,12 +220,6 @@ def _inline_external_data(model: Any, path: Path, locations: set[str]) -> None:
         load_external_data_for_model(model, str(path.parent))
     except Exception as exc:  # onnx raises ValueError / OSError for missing or unsafe locations
         raise PackagingError(f"onnx: cannot read the external data of {path.name}: {exc}", field="model") from exc
-    if model.ByteSize() > MAX_INLINE_BYTES:
-        raise PackagingError(
-            f"onnx: {path.name} with its external data is over protobuf's 2 GB limit; such models cannot be one"
-            " self-contained model.onnx yet",
-            field="model",
-        )
 
 
 def _refuse_external_data(data: bytes, where: str) -> None:
@@ -235,3 +238,71 @@ def _refuse_external_data(data: bytes, where: str) -> None:
             " save_as_external_data=False) (models under 2 GB)",
             field="model",
         )
+
+
+MIN_EXTERNAL_BYTES = 1024
+"""Initializers smaller than this stay in model.onnx (onnx's own default threshold)."""
+
+
+def split_weights(model: Any, limit: int) -> tuple[Any, dict[str, bytes]]:
+    """Over ``limit`` bytes: a copy whose large initializers live in ``model.onnx.data`` (in memory), by offset."""
+    if model.ByteSize() <= limit:
+        return model, {}
+    onnx = import_extra("onnx", extra="onnx")
+    from onnx.external_data_helper import set_external_data
+
+    from modelfn.bundle.layout import ONNX_DATA_FILE
+    from modelfn.errors import UnsafeBundleError
+    from modelfn.runtime.onnx_guard import check_external_data, inspect_onnx
+
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    data = bytearray()
+    for tensor in stripped.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.raw_data) < MIN_EXTERNAL_BYTES:
+            continue
+        set_external_data(tensor, ONNX_DATA_FILE, offset=len(data), length=len(tensor.raw_data))
+        data += tensor.raw_data
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+    if stripped.ByteSize() > MAX_INLINE_BYTES:
+        raise PackagingError("onnx: the model is over 2 GB even without its initializers' raw data", field="model")
+    files = {ONNX_DATA_FILE: bytes(data)} if data else {}
+    try:  # nothing may point anywhere else (a tensor still external from the source, in a subgraph...)
+        facts = inspect_onnx(stripped.SerializeToString(), artifact="the model")
+        check_external_data(facts, files, artifact="the model")
+    except UnsafeBundleError as exc:
+        raise PackagingError(f"onnx: {exc.message}", field="model") from exc
+    return stripped, files
+
+
+def _check_model(model: Any, data_files: dict[str, bytes]) -> None:
+    """``onnx.checker`` in full; with external data it reads the files, so they go to a private temp dir."""
+    import tempfile
+
+    onnx = import_extra("onnx", extra="onnx")
+    if not data_files:
+        onnx.checker.check_model(model, full_check=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="modelfn-check-") as scratch:
+        for name, data in data_files.items():
+            (Path(scratch) / name).write_bytes(data)
+        path = Path(scratch) / "model.onnx"
+        path.write_bytes(model.SerializeToString())
+        onnx.checker.check_model(str(path), full_check=True)
+
+
+def _parse_limit(value: str | int | None) -> int:
+    """The ``inline_limit`` option: a positive byte count up to protobuf's limit (the default)."""
+    if value is None:
+        return MAX_INLINE_BYTES
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = 0
+    if not 0 < limit <= MAX_INLINE_BYTES:
+        raise PackagingError(
+            f"onnx: option 'inline_limit' must be a byte count from 1 to {MAX_INLINE_BYTES}, got {value!r}",
+            field="inline_limit",
+        )
+    return limit

@@ -15,6 +15,10 @@ SIGNATURE_FILE = "model.sig"
 ONNX_ARTIFACT = "model.onnx"
 PYTHON_ARTIFACT = "model.py"
 """The one module of a custom-code bundle (runtime ``python``), served only with allow_custom_code on."""
+ONNX_DATA_FILE = "model.onnx.data"
+"""Weights kept beside model.onnx when the model is over protobuf's 2 GB limit (signed like every file)."""
+ONNX_DATA_RE = re.compile(r"^model\.onnx\.data(\.[1-9][0-9]{0,3})?$")
+"""Names of external-data files: ``model.onnx.data``, ``model.onnx.data.1``, ... (plain names, no paths)."""
 
 # Files the signature does not cover: only the signature itself. Fixed at sign time and never
 # extendable at verify time (SECURITY.md rule 3).

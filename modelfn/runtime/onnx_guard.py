@@ -1,8 +1,9 @@
 """Inspect ONNX bytes before onnxruntime sees them, without importing ``onnx``.
 
 A served model arrives as bytes in memory. onnxruntime would resolve external-data locations
-relative to the working directory, so any external reference is refused here (SECURITY.md 13),
-as are pickle payloads renamed to ``.onnx`` (rule 12). This walks the protobuf wire format of
+relative to the working directory, so an external reference is refused here (SECURITY.md 13)
+unless it names one of the bundle's own signed data files, which onnxruntime then gets from
+memory; pickle payloads renamed to ``.onnx`` are refused too (rule 12). This walks the protobuf wire format of
 ``ModelProto`` directly: the ``onnx`` package is build-time only and far too heavy for a Lambda.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Collection
 
 from modelfn.errors import UnsafeBundleError
 
@@ -73,6 +75,22 @@ def refuse_external_data(facts: OnnxFacts, *, artifact: str = "model.onnx") -> N
         else:
             why = "external data (served bundles embed their weights)"
         raise UnsafeBundleError(f"{artifact}: tensor {tensor!r} points to {location!r}, {why}; refused")
+
+
+def check_external_data(facts: OnnxFacts, data_files: Collection[str], *, artifact: str = "model.onnx") -> None:
+    """External data only from the bundle's own signed data files, each of them referenced by the graph."""
+    from modelfn.bundle.layout import ONNX_DATA_RE
+
+    referenced = {location for _, location in facts.external}
+    for tensor, location in facts.external:
+        if location not in data_files or not ONNX_DATA_RE.match(location):
+            raise UnsafeBundleError(
+                f"{artifact}: tensor {tensor!r} points to {location!r}, which is not a signed data file of the"
+                f" bundle ({', '.join(sorted(data_files)) or 'none'}); refused"
+            )
+    unused = sorted(set(data_files) - referenced)
+    if unused:
+        raise UnsafeBundleError(f"{artifact} references no tensor in data file(s) {unused}; refused")
 
 
 class _Walker:

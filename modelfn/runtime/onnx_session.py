@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import UnsafeBundleError
 from modelfn.runtime.base import check_output_names, numpy_dtype, validate_feeds
-from modelfn.runtime.onnx_guard import inspect_onnx, refuse_external_data
+from modelfn.runtime.onnx_guard import check_external_data, inspect_onnx, refuse_external_data
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -56,12 +56,21 @@ class OnnxModel:
         *,
         threads: int = 0,
         providers: Sequence[str] = (),
+        data_files: Mapping[str, bytes] | None = None,
     ) -> None:
+        """``data_files``: the bundle's verified external-data files by name (models over 2 GB), else none."""
         facts = inspect_onnx(model_bytes, artifact=manifest.artifact)
-        refuse_external_data(facts, artifact=manifest.artifact)
+        if data_files:
+            check_external_data(facts, data_files, artifact=manifest.artifact)
+        else:
+            refuse_external_data(facts, artifact=manifest.artifact)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if data_files:  # onnxruntime copies what it needs while the session is built; no file is opened
+            names = sorted(data_files)
+            buffers = [memoryview(data_files[n]) for n in names]
+            options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

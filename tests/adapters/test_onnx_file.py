@@ -344,3 +344,93 @@ def test_detection_by_object_and_by_file_passes_the_allowlist_option(tiny_onnx_p
         # THEN it is the ONNX adapter, holding exactly standard ONNX plus the named domain
         assert isinstance(adapter, OnnxFileAdapter)
         assert adapter.allowed_domains == {"ai.onnx", "com.example"}
+
+
+def _wide_onnx(tmp_path: Path) -> tuple[Path, Any, Any]:
+    """A ``y = x @ W + B`` model with an 8 KiB ``W``, saved with ``W`` in a side file ``weights.bin``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    w, b = rng.standard_normal((64, 32)).astype(np.float32), rng.standard_normal(32).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
+        "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TINY_OPSET)], ir_version=TINY_IR_VERSION)
+    path = tmp_path / "src" / "wide.onnx"
+    path.parent.mkdir()
+    onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=1024)
+    return path, w, b
+
+
+def test_model_over_the_inline_limit_keeps_signed_external_data(tmp_path: Path, signing_key: SigningKey) -> None:
+    from modelfn.errors import IntegrityError
+    from modelfn.loader import load_bundle
+
+    # GIVEN a model whose 8 KiB of weights are over an inline limit of 4 KiB (standing in for protobuf's 2 GB)
+    path, w, b = _wide_onnx(tmp_path)
+    x = np.random.default_rng(8).standard_normal((3, 64)).astype(np.float32)
+    # WHEN it is packaged with that limit (as the CLI passes options: strings)
+    manifest = package(path, x, tmp_path / "b", name="wide", options={"inline_limit": "4096"})
+    # THEN the bundle keeps W in model.onnx.data, referenced from a small model.onnx, with exact parity
+    bundle = tmp_path / "b"
+    assert sorted(p.name for p in bundle.iterdir()) == ["manifest.json", "model.onnx", "model.onnx.data"]
+    assert inspect_onnx((bundle / "model.onnx").read_bytes()).external == [("W", "model.onnx.data")]
+    assert (bundle / "model.onnx.data").read_bytes() == w.tobytes()
+    assert (bundle / "model.onnx").stat().st_size < 4096
+    assert manifest.parity is not None and manifest.parity.max_abs_diff == 0.0
+    # AND, signed and pushed, the data file is a signed file the server loads from the verified bytes
+    published = publish(bundle, str(tmp_path / "store"), signing_key)
+    client = serve(published.settings)
+    try:
+        response = client.post("/predict", json={"inputs": {"x": x.tolist()}})
+    finally:
+        client.close()
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(np.asarray(response.json()["predictions"]), x @ w + b, rtol=1e-5, atol=1e-5)
+    # AND a data file changed in the store after signing is refused before any model is built
+    stored = tmp_path / "store" / "wide" / "1" / "model.onnx.data"
+    stored.write_bytes(bytes(len(w.tobytes())))
+    with pytest.raises(IntegrityError, match="model.onnx.data"):
+        load_bundle(published.settings)
+
+
+def test_external_data_rules_at_run_time(tmp_path: Path) -> None:
+    from modelfn.errors import UnsafeBundleError
+
+    path, w, _ = _wide_onnx(tmp_path)
+    manifest = package(path, None, tmp_path / "b", name="wide", options={"inline_limit": 4096})
+    model_bytes, data = (tmp_path / "b" / "model.onnx").read_bytes(), (tmp_path / "b" / "model.onnx.data").read_bytes()
+    # GIVEN the split model WHEN built without its data file THEN the external reference is refused
+    with pytest.raises(UnsafeBundleError, match="external data"):
+        OnnxModel(model_bytes, manifest)
+    # WHEN a data file the graph never references rides along THEN it is refused
+    with pytest.raises(UnsafeBundleError, match=r"references no tensor in data file\(s\) \['model.onnx.data.1'\]"):
+        OnnxModel(model_bytes, manifest, data_files={"model.onnx.data": data, "model.onnx.data.1": b"x"})
+    # WHEN the graph points at a file that is not one of the bundle's data files THEN it is refused
+    original = path.read_bytes()
+    with pytest.raises(UnsafeBundleError, match="'weights.bin', which is not a signed data file"):
+        OnnxModel(original, manifest, data_files={"model.onnx.data": data})
+    # AND with exactly its data file it answers
+    x = np.ones((2, 64), np.float32)
+    served = OnnxModel(model_bytes, manifest, data_files={"model.onnx.data": data}).predict({"x": x})
+    np.testing.assert_allclose(served["y"], run_onnx(model_bytes, {"x": x}, data_files={"model.onnx.data": data})["y"])
+
+
+def test_inline_limit_option_and_what_needs_one_model_file(tmp_path: Path) -> None:
+    path, _, _ = _wide_onnx(tmp_path)
+    # GIVEN a limit that is not a byte count THEN the option is named
+    for bad in ("big", "0", str(2**31)):
+        with pytest.raises(PackagingError, match="option 'inline_limit'") as info:
+            OnnxFileAdapter(inline_limit=bad)
+        assert info.value.field == "inline_limit"
+    # GIVEN a model that keeps external data WHEN quantization is asked for THEN it is refused, naming the file
+    with pytest.raises(PackagingError, match=r"--quantize.*model.onnx.data"):
+        package(path, None, tmp_path / "q", name="wide", options={"inline_limit": "4096"}, quantize="int8")
+    # AND under the default limit the same model becomes one self-contained model.onnx
+    package(path, None, tmp_path / "one", name="wide")
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["manifest.json", "model.onnx"]

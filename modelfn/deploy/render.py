@@ -52,9 +52,9 @@ def render(settings: DeploySettings, target: Target, out_dir: Path, *, infra_dir
         )
     module_name, _, attr = RENDERERS[target].partition(":")
     renderer: Renderer = getattr(importlib.import_module(module_name), attr)
-    out_dir = out_dir.resolve()  # tools run in other directories (osls in the project's) still find it
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return renderer(settings, infra, out_dir)
+    # Absolute, so tools run in other directories (osls in the project's) still find it; renderers create
+    # it when they write, so a renderer that refuses leaves nothing behind.
+    return renderer(settings, infra, out_dir.resolve())
 
 
 def load_yaml(path: Path) -> Any:
@@ -69,6 +69,7 @@ def write_yaml(path: Path, documents: Iterable[Any], *, target: str, source: str
     import yaml
 
     body = yaml.safe_dump_all(list(documents), sort_keys=False, default_flow_style=False, width=120)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER.format(target=target, source=source) + body)
     return path
 

@@ -83,9 +83,13 @@ def test_knative_canary_splits_traffic_between_revisions(tmp_path: Path, signing
 
 def test_knative_canary_without_a_revision_to_keep_is_refused(tmp_path: Path, signing_key: SigningKey) -> None:
     config = write_settings(tmp_path / "cfg", signing_key)
-    result = run_deploy("--target", "knative", "--config", str(config), "--dry-run", "--canary", "20")
+    out = tmp_path / "build"
+    result = run_deploy(
+        "--target", "knative", "--config", str(config), "--out", str(out), "--dry-run", "--canary", "20"
+    )
     assert result.exit_code == 2
     assert "previous_revision" in result.stderr
+    assert not out.exists()
 
 
 def test_real_deploy_without_kubectl_fails_clearly(

@@ -145,7 +145,7 @@ def test_model_signed_by_a_trusted_key_passes_the_check(
 
 def test_unknown_target_lists_the_choices(tmp_path: Path, signing_key: SigningKey) -> None:
     config = write_settings(tmp_path / "cfg", signing_key)
-    result = run_deploy("--target", "nomad", "--config", str(config), "--dry-run")
+    result = run_deploy("--target", "nomad", "--config", str(config), "--out", str(tmp_path / "b"), "--dry-run")
     assert result.exit_code == 2
     assert "lambda, sam, knative, k8s" in result.stderr
 

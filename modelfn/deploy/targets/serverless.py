@@ -30,6 +30,7 @@ def render(settings: DeploySettings, infra: Path, out_dir: Path) -> Rendered:
     params = lambda_params(settings, artifact)
     document = {"project": str(project), "service": settings.name, "region": settings.region, "params": params}
     path = out_dir / PARAMS_FILE
+    out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     summary = (
         f"service {settings.name}: serverless.yml in {project} ({params['runtime']} {params['architecture']}, "

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import functools
 import io
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -93,27 +94,108 @@ def _used_columns(names: list[str], manifest: Manifest) -> dict[str, str]:
 def _feeds(
     lines: list[bytes], names: list[str], used: dict[str, str], done: int, manifest: Manifest
 ) -> dict[str, Array]:
-    """Model feeds of one chunk: numeric columns through numpy's C parser, text columns through ``csv``."""
+    """Model feeds of one chunk: numeric columns through pyarrow's or numpy's C parser, text through ``csv``."""
     import numpy as np
 
-    index = {name: names.index(name) for name in used}
     if any(dtype == "string" for dtype in used.values()):
         return feeds_from_columns(_parse_python(lines, names, used, done), manifest)
-    text = io.BytesIO(b"\n".join(lines))  # parsed from bytes: no decoded copy of the chunk is kept
+    text = b"\n".join(lines)  # parsed from bytes: no decoded copy of the chunk is kept
     spec = manifest.inputs[0]
-    options: dict[str, Any] = {"delimiter": ",", "quotechar": '"', "encoding": "utf-8"}
-    options["usecols"] = [index[name] for name in used]
+    feature = len(manifest.inputs) == 1 and spec.name not in used  # feature columns: one matrix, in header order
+    columns = _arrow_columns(text, len(lines), names, used)
+    if columns is not None and feature:
+        by_column = np.empty((len(columns), len(lines)), dtype=numpy_dtype(spec.dtype))
+        with np.errstate(over="ignore"):  # float64 -> float32 rounds (and overflows to inf) as numpy's parser does
+            for j, column in enumerate(columns):
+                by_column[j] = column
+        matrix = np.ascontiguousarray(by_column.T)  # filling rows then transposing: ~6x faster than column writes
+        return {spec.name: matrix if len(spec.shape) == 2 else matrix.reshape(-1)}
+    if columns is not None:
+        with np.errstate(over="ignore"):
+            typed = {name: col.astype(numpy_dtype(used[name])) for name, col in zip(used, columns, strict=True)}
+        return feeds_from_columns(typed, manifest)
+    index = {name: names.index(name) for name in used}
+    options: dict[str, Any] = {"delimiter": ",", "quotechar": '"', "encoding": "utf-8", "comments": None}
+    if list(index.values()) != list(range(len(names))):  # usecols costs ~5% even when it selects every column
+        options["usecols"] = list(index.values())
+        if b'"' not in text and text.count(b",") != len(lines) * (len(names) - 1):
+            _locate(lines, names, used, done)  # usecols alone lets rows with too few or too many fields through
     try:
-        if len(manifest.inputs) == 1 and spec.name not in used:  # feature columns: one matrix, in header order
-            matrix = np.loadtxt(text, dtype=numpy_dtype(spec.dtype), ndmin=2, **options)
+        if feature:
+            matrix = np.loadtxt(io.BytesIO(text), dtype=numpy_dtype(spec.dtype), ndmin=2, **options)
             return {spec.name: matrix if len(spec.shape) == 2 else matrix.reshape(-1)}
         dtype = [(f"c{index[name]}", numpy_dtype(used[name])) for name in used]
-        table = np.loadtxt(text, dtype=dtype, ndmin=1, **options)
+        table = np.loadtxt(io.BytesIO(text), dtype=dtype, ndmin=1, **options)
     except ValueError as exc:  # UnicodeDecodeError included
         _locate(lines, names, used, done)  # raises with row and column
         raise UnprocessableInput(f"rows {done + 1}-{done + len(lines)}: {exc}", field="body") from exc
-    columns = {name: np.asarray(table[f"c{index[name]}"]).reshape(-1) for name in used}
-    return feeds_from_columns(columns, manifest)
+    return feeds_from_columns({name: np.asarray(table[f"c{index[name]}"]).reshape(-1) for name in used}, manifest)
+
+
+def _arrow_csv() -> Any:
+    """``pyarrow.csv`` when this process has loaded pyarrow already (Parquet, pandas, Spark), else None.
+
+    Loading pyarrow only for CSV would cost more than it saves: ~0.2 s and ~45 MiB of RSS to import,
+    ~20 MiB more on first use, for ~20% less parsing CPU on narrow rows and none on wide ones. The
+    Lambda zip does not carry it at all.
+    """
+    if "pyarrow" not in sys.modules:
+        return None
+    try:
+        import pyarrow.csv
+    except ImportError:
+        return None
+    return pyarrow.csv
+
+
+def _arrow_columns(text: bytes, rows: int, names: list[str], used: dict[str, str]) -> list[Array] | None:
+    """The used columns (in ``used`` order) as float64 arrays, parsed by pyarrow, or None.
+
+    pyarrow parses blocks of the chunk on its own threads without the GIL (numpy's loadtxt holds it,
+    stalling the writer and the model's thread), so one large chunk is parsed on every core.
+
+    None whenever the result could differ from numpy's: no pyarrow, a column that is not float32 or
+    float64, quotes or carriage returns (line and field rules differ), non-UTF-8 bytes, any value pyarrow
+    refuses, or a NaN (pyarrow also reads ``nan(...)``). numpy's path then parses the chunk and reports
+    errors; numbers are read as float64 and cast like numpy's parser does, so both give the same bits.
+    """
+    csv_module = _arrow_csv()
+    if csv_module is None or any(dtype not in ("float32", "float64") for dtype in used.values()):
+        return None
+    if b'"' in text or b"\r" in text or not _is_utf8(text):
+        return None
+    import numpy as np
+    import pyarrow as pa
+
+    keys = [f"c{i}" for i in range(len(names))]
+    wanted = [keys[names.index(name)] for name in used]
+    try:
+        table = csv_module.read_csv(
+            pa.BufferReader(text),
+            read_options=csv_module.ReadOptions(column_names=keys),
+            parse_options=csv_module.ParseOptions(quote_char=False),
+            convert_options=csv_module.ConvertOptions(
+                include_columns=wanted, column_types=dict.fromkeys(wanted, pa.float64()), null_values=[]
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows != rows or any(table.column(key).null_count for key in wanted):
+        return None
+    columns = [table.column(key).to_numpy() for key in wanted]
+    if any(np.isnan(column).any() for column in columns):
+        return None
+    return columns
+
+
+def _is_utf8(text: bytes) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parse_python(lines: list[bytes], names: list[str], used: dict[str, str], done: int) -> dict[str, Array]:
@@ -136,6 +218,8 @@ def _typed(values: list[str], name: str, dtype: str, done: int) -> Array:
     out = np.empty(len(values), dtype=target)
     for i, value in enumerate(values):
         try:
+            if "_" in value:  # Python reads "1_000"; numpy's and pyarrow's parsers do not, nor do we
+                raise ValueError(value)
             out[i] = (value.strip().lower() in ("1", "true")) if target.kind == "b" else target.type(value)
         except (ValueError, OverflowError) as exc:
             raise UnprocessableInput(

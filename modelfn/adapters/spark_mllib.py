@@ -5,8 +5,10 @@ The JVM is a build-time cost only: a local, single-core, UI-less Spark session b
 native predictions for parity) and stopped once the parity predictions are done; a session the
 caller started is used and left alone. The bundle is plain ONNX and serves without Java.
 
-The sample is a mapping (or pandas DataFrame) of numeric columns; each column becomes one float32
-ONNX input of shape ``[-1, 1]`` named after it, as ``convert_sparkml`` expects. Outputs keep the
+The sample is a mapping (or pandas DataFrame) of numeric or string columns; each column becomes
+one ONNX input of shape ``[-1, 1]`` named after it, as ``convert_sparkml`` expects: float32 for
+numbers, string for text (``StringIndexer``, then ``OneHotEncoder``, convert on strings). The served
+function also takes such a column as a plain list or as one value per row object. Outputs keep the
 pipeline's column names (``prediction``, ``probability``); a classifier's prediction is an int64
 class index. onnxmltools maps a multinomial logistic regression to per-class sigmoids; the graph
 is patched to softmax, which is what Spark computes (parity proves it).
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelfn.adapters._converter_error import converter_failure
 from modelfn.adapters.base import ExportResult, SampleInput, class_from, import_extra
 from modelfn.errors import PackagingError
 
@@ -45,6 +48,10 @@ SESSION_CONFIG: dict[str, str] = {
 }
 """A build-time session: one core, no UI, loopback only, small heap."""
 SESSION_MASTER = "local[1]"
+_ONE_HOT_HINT = (
+    " (onnxmltools converts OneHotEncoder(dropLast=False) or OneHotEncoder(handleInvalid='keep'), not Spark's"
+    " default dropLast=True with handleInvalid='error'; refit with one of those)"
+)
 
 
 class SparkMLlibAdapter:
@@ -82,7 +89,7 @@ class SparkMLlibAdapter:
             raise PackagingError(f"spark: cannot load the pipeline in {path.name}: {exc}", field="model") from exc
 
     def export(self, model: Any, sample: SampleInput | None, *, opset: int | None) -> ExportResult:
-        """``convert_sparkml`` with one ``[-1, 1]`` float32 input per sample column."""
+        """``convert_sparkml`` with one ``[-1, 1]`` float32 (or string) input per sample column."""
         pyspark = import_extra("pyspark", extra=EXTRA)
         onnxmltools = import_extra("onnxmltools", extra=EXTRA)
         data_types = import_extra("onnxmltools.convert.common.data_types", extra=EXTRA)
@@ -95,7 +102,10 @@ class SparkMLlibAdapter:
                 f"spark: opset {target} is above what onnxmltools' Spark converters support ({MAX_OPSET})",
                 field="opset",
             )
-        initial_types = [(name, data_types.FloatTensorType([None, 1])) for name in columns]
+        initial_types = [
+            (name, (data_types.StringTensorType if _is_text(v) else data_types.FloatTensorType)([None, 1]))
+            for name, v in columns.items()
+        ]
         try:
             session = self._session()
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -106,15 +116,26 @@ class SparkMLlibAdapter:
                 )
         except Exception as exc:  # onnxmltools raises RuntimeError, KeyError, TypeError, ...
             self.close()
-            raise PackagingError(f"spark: onnxmltools cannot convert {type(model).__name__}: {exc}") from exc
+            hint = _ONE_HOT_HINT if "dropLast" in str(exc) else ""
+            raise converter_failure(f"spark: onnxmltools cannot convert {type(model).__name__}{hint}", exc) from exc
         _softmax_for_multinomial(onx)
+        unseen = _unseen_categories_as_zeros(onx)
         self._outputs = [o.name for o in onx.graph.output]
         final = _final_stage(model)
         classes = getattr(final, "numClasses", None)
         labels: list[str | int] | None = list(range(int(classes))) if classes else None
-        notes = f"one float32 input per column {list(columns)}, shape [-1, 1]; outputs {self._outputs}"
+        kinds = ", ".join(f"{name}: {'string' if _is_text(v) else 'float32'}" for name, v in columns.items())
+        notes = (
+            f"one input per column ({kinds}), shape [-1, 1]: send [[v], ...], a list [v, ...] or one value per"
+            f" row object; outputs {self._outputs}"
+        )
         if labels:
             notes += "; prediction = class index (int64), probability = one column per class"
+        if unseen:
+            notes += (
+                f"; a category of {unseen} not seen in training indexes as -1 and one-hot encodes as all zeros"
+                " (Spark's StringIndexer would raise)"
+            )
         framework = FrameworkInfo(
             name=self.name,
             version=pyspark.__version__,
@@ -131,7 +152,7 @@ class SparkMLlibAdapter:
             self.close()
 
     def normalize_sample(self, sample: Any) -> dict[str, npt.NDArray[Any]]:
-        """The sample as the ONNX feeds need it (float32 ``(n, 1)`` per column), e.g. from a DataFrame."""
+        """The sample as the ONNX feeds need it (float32 or string ``(n, 1)`` per column), e.g. from a DataFrame."""
         return sample_columns(sample)
 
     def close(self) -> None:
@@ -145,8 +166,13 @@ class SparkMLlibAdapter:
 
         types = import_extra("pyspark.sql.types", extra=EXTRA)
         session = self._session()
-        schema = types.StructType([types.StructField(name, types.DoubleType(), False) for name in columns])
-        rows = [tuple(float(v) for v in row) for row in np.hstack(list(columns.values())).tolist()]
+        fields = [
+            types.StructField(name, types.StringType() if _is_text(v) else types.DoubleType(), False)
+            for name, v in columns.items()
+        ]
+        values = [v[:, 0].tolist() if _is_text(v) else v[:, 0].astype(np.float64).tolist() for v in columns.values()]
+        rows = list(zip(*values, strict=True))
+        schema = types.StructType(fields)
         result = model.transform(session.createDataFrame(rows, schema=schema))
         final = _final_stage(model)
         wanted = self._outputs or _default_outputs(final)
@@ -187,7 +213,7 @@ class SparkMLlibAdapter:
 
 
 def sample_columns(sample: Any) -> dict[str, npt.NDArray[Any]]:
-    """Sample columns by name as float32 ``(n, 1)`` arrays, from a mapping or a pandas DataFrame."""
+    """Sample columns by name as ``(n, 1)`` arrays (float32, or object holding str), from a mapping or DataFrame."""
     import numpy as np
 
     if sample is None:
@@ -204,8 +230,11 @@ def sample_columns(sample: Any) -> dict[str, npt.NDArray[Any]]:
     rows: int | None = None
     for name in list(sample.keys() if isinstance(sample, Mapping) else sample.columns):
         array = np.asarray(sample[name])
-        if array.dtype.kind not in "biuf":
-            raise PackagingError(f"spark: column {name!r} has dtype {array.dtype}; only numeric columns", field=name)
+        text = array.dtype.kind in "US" or (array.dtype.kind == "O" and all(isinstance(v, str) for v in array.flat))
+        if array.dtype.kind not in "biuf" and not text:
+            raise PackagingError(
+                f"spark: column {name!r} has dtype {array.dtype}; columns must be numeric or strings", field=name
+            )
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
         if array.ndim != 1:
@@ -213,10 +242,15 @@ def sample_columns(sample: Any) -> dict[str, npt.NDArray[Any]]:
         if rows is not None and len(array) != rows:
             raise PackagingError(f"spark: column {name!r} has {len(array)} rows, the others {rows}", field=name)
         rows = len(array)
-        columns[str(name)] = array.astype(np.float32).reshape(-1, 1)
+        columns[str(name)] = array.astype(object if text else np.float32).reshape(-1, 1)
     if not columns:
         raise PackagingError("spark: the sample has no columns", field="sample")
     return columns
+
+
+def _is_text(column: npt.NDArray[Any]) -> bool:
+    """A string column (``sample_columns`` keeps those as object arrays)."""
+    return bool(column.dtype.kind == "O")
 
 
 def _final_stage(model: Any) -> Any:
@@ -244,3 +278,22 @@ def _softmax_for_multinomial(onx: Any) -> None:
         transform = attrs.get("post_transform")
         if transform is not None and transform.s == b"LOGISTIC" and classes is not None and len(classes.ints) > 2:
             transform.s = b"SOFTMAX"
+
+
+def _unseen_categories_as_zeros(onx: Any) -> list[str]:
+    """String columns whose indexer feeds a one-hot encoder: an unseen value encodes as zeros instead of failing.
+
+    onnxmltools indexes an unseen string as -1 (``LabelEncoder``'s default), which its ``OneHotEncoder``
+    (``zeros=0``) turns into a run-time failure, and not a typed one: the served function could not
+    even warm up on its schema. All zeros is what the index -1 means to the rest of the graph.
+    """
+    indexed = {n.output[0]: n.input[0] for n in onx.graph.node if n.op_type == "LabelEncoder"}
+    columns: list[str] = []
+    for node in onx.graph.node:
+        if node.op_type != "OneHotEncoder" or node.input[0] not in indexed:
+            continue
+        for attr in node.attribute:
+            if attr.name == "zeros":
+                attr.i = 1
+        columns.append(indexed[node.input[0]])
+    return columns

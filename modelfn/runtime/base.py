@@ -85,6 +85,8 @@ def conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, An
                 f"input {spec.name!r} has dtype {array.dtype}, expected {spec.dtype}", field=spec.name
             )
         array = fitting_cast(array, target, spec.name)
+    if len(spec.shape) == 2 and spec.shape[1] == 1 and array.ndim == 1:
+        array = array.reshape(-1, 1)  # a column for a [?, 1] input (Spark bundles): 1-D, or one scalar per row
     if not spec.is_compatible(array.shape):
         shown = ["?" if d == -1 else d for d in spec.shape]
         raise UnprocessableInput(

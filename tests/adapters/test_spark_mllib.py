@@ -231,6 +231,10 @@ def test_sample_columns_from_a_dataframe_or_dict() -> None:
     for columns in (from_frame, from_dict):
         assert list(columns) == ["a", "b"]
         assert all(v.dtype == np.float32 and v.shape == (3, 1) for v in columns.values())
+    # AND text columns (numpy or pandas strings) become (n, 1) object columns of str
+    text = sample_columns(pandas.DataFrame({"c": ["x", "y"]}))["c"]
+    assert text.dtype == object and text.shape == (2, 1) and text[:, 0].tolist() == ["x", "y"]
+    assert sample_columns({"c": np.array(["x", "y"])})["c"].dtype == object
 
 
 @pytest.mark.parametrize(
@@ -238,13 +242,13 @@ def test_sample_columns_from_a_dataframe_or_dict() -> None:
     [
         (None, "a sample is required"),
         (np.zeros((3, 4)), "must name its columns"),
-        ({"a": np.array(["x", "y"])}, "only numeric columns"),
+        ({"a": np.array(["x", 1], dtype=object)}, "numeric or strings"),
         ({"a": np.zeros(3), "b": np.zeros(2)}, "has 2 rows, the others 3"),
         ({}, "no columns"),
     ],
 )
 def test_bad_samples_are_refused(sample: Any, message: str) -> None:
-    # GIVEN a sample without column names, with text, ragged or empty
+    # GIVEN a sample without column names, with mixed values, ragged or empty
     # WHEN normalized
     # THEN the error says what a sample must be
     with pytest.raises(PackagingError, match=message):
@@ -293,3 +297,81 @@ def test_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "bundle" / "model.onnx").is_file() and (tmp_path / "bundle" / "manifest.json").is_file()
     assert "served prediction: {'predictions'" in result.stdout  # signed, pushed, served
     assert "modelfn sign" in result.stdout and "modelfn serve" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def colors_pipeline(spark: Any) -> tuple[Any, dict[str, npt.NDArray[Any]], list[tuple[str, float]]]:
+    """(StringIndexer + OneHotEncoder on a string column + VectorAssembler + LogisticRegression, sample, rows)."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
+
+    rng = np.random.default_rng(0)
+    colors = ["red", "green", "blue"]
+    rows = [(colors[i % 3], float(rng.normal())) for i in range(60)]
+    frame = spark.createDataFrame([(c, x, float((c == "red") != (x > 0))) for c, x in rows], ["color", "x", "label"])
+    stages: list[Any] = [
+        StringIndexer(inputCol="color", outputCol="color_index"),
+        OneHotEncoder(inputCols=["color_index"], outputCols=["color_vec"], dropLast=False),
+        VectorAssembler(inputCols=["color_vec", "x"], outputCol="features"),
+        LogisticRegression(maxIter=20),
+    ]
+    sample = {"color": np.array([c for c, _ in rows[:12]]), "x": np.array([x for _, x in rows[:12]])}
+    return Pipeline(stages=stages).fit(frame), sample, rows[:12]
+
+
+def test_string_columns_convert_and_serve_as_people_send_them(
+    spark: Any, colors_pipeline: tuple[Any, Any, Any], tmp_path: Path, signing_key: SigningKey
+) -> None:
+    # GIVEN a pipeline that indexes and one-hot encodes a string column, trained here
+    model, sample, rows = colors_pipeline
+    out = tmp_path / "colors"
+    # WHEN packaged with 1-D columns as the sample
+    manifest = package(model, sample, out, name="colors")
+    # THEN the string column is a string [-1, 1] input and every label agrees with Spark
+    assert [(t.name, t.dtype, t.shape) for t in manifest.inputs] == [
+        ("color", "string", [-1, 1]),
+        ("x", "float32", [-1, 1]),
+    ]
+    assert manifest.parity is not None and manifest.parity.label_agreement == 1.0
+    assert manifest.parity.max_abs_diff <= 1e-5
+    # WHEN served and called with TF Serving row objects (one scalar per column) and with 1-D columns
+    client = serve(publish(out, str(tmp_path / "store"), signing_key).settings)
+    try:
+        by_rows = client.post("/predict", json={"instances": [{"color": c, "x": x} for c, x in rows]})
+        by_columns = client.post(
+            "/predict", json={"inputs": {"color": [c for c, _ in rows], "x": [x for _, x in rows]}}
+        )
+        unseen = client.post("/predict", json={"instances": [{"color": "purple", "x": 0.5}]})
+    finally:
+        client.close()
+    # THEN both give Spark's own predictions
+    assert by_rows.status_code == 200, by_rows.text
+    assert by_columns.status_code == 200, by_columns.text
+    frame = spark.createDataFrame([(c, float(np.float32(x))) for c, x in rows], ["color", "x"])
+    expected = [int(r["prediction"]) for r in model.transform(frame).select("prediction").collect()]
+    assert by_rows.json()["predictions"]["prediction"] == expected == by_columns.json()["predictions"]["prediction"]
+    # AND a colour not seen in training is answered (all-zero one-hot, as the notes say), not a server error
+    assert unseen.status_code == 200, unseen.text
+    assert manifest.preprocessing is not None and "['color'] not seen in training" in manifest.preprocessing
+
+
+def test_default_one_hot_encoder_error_says_what_converts(spark: Any, tmp_path: Path) -> None:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
+
+    # GIVEN a pipeline with Spark's default OneHotEncoder (dropLast=True, handleInvalid='error')
+    frame = spark.createDataFrame([("a", 0.0), ("b", 1.0), ("c", 0.0), ("a", 1.0)], ["color", "label"])
+    stages: list[Any] = [
+        StringIndexer(inputCol="color", outputCol="ci"),
+        OneHotEncoder(inputCols=["ci"], outputCols=["cv"]),
+        VectorAssembler(inputCols=["cv"], outputCol="features"),
+        LogisticRegression(maxIter=5),
+    ]
+    model = Pipeline(stages=stages).fit(frame)
+    # WHEN packaged
+    # THEN the short error names the encoder settings onnxmltools converts
+    with pytest.raises(PackagingError, match=r"dropLast=False") as info:
+        package(model, {"color": np.array(["a", "b"])}, tmp_path / "b", name="ohe")
+    assert len(info.value.message) < 800

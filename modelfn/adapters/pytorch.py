@@ -1,20 +1,32 @@
 """PyTorch ``nn.Module`` models, exported to ONNX with ``torch.onnx`` (dynamo first, TorchScript as fallback).
 
 A module arrives as an object, as ``.safetensors`` weights plus its class path (no pickle, no
-flag), or as a ``.pt``/``.pth`` file, which is pickle and so needs explicit consent at build
-time (``weights_only=True`` is tried first). ONNX input names are the ``forward`` argument names
-(or the sample's dict keys), outputs are ``output`` or ``output_0..n`` (a dict output keeps its
-keys), and dim 0 of the batched inputs stays symbolic so the served function takes any batch.
+flag), as a ``.pt``/``.pth`` file, which is pickle or TorchScript and so needs explicit consent
+at build time (``weights_only=True`` is tried first; a ``torch.jit.save`` archive is recognised by
+its layout and loaded with ``torch.jit.load``), or as a TorchServe / MXNet Model Server ``.mar``
+archive (``_torch_archive``: the serialized model is converted, the handler is not run). ONNX
+input names are the ``forward`` argument names (or the sample's dict keys), outputs are ``output``
+or ``output_0..n`` (a dict output keeps its keys), and dim 0 of the batched inputs stays symbolic
+so the served function takes any batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
+from modelfn.adapters._torch_archive import (
+    MAR_SUFFIX,
+    ModelArchive,
+    is_torchscript,
+    load_archive_model,
+    read_model_archive,
+    torch_consent,
+)
 from modelfn.adapters._torch_export import (
     EXPORTERS,
     ExportCall,
@@ -33,7 +45,7 @@ from modelfn.adapters._torch_export import (
     names_option,
     to_tensor,
 )
-from modelfn.adapters.base import ExportResult, SampleInput, import_extra, require_pickle_consent
+from modelfn.adapters.base import ExportResult, SampleInput, import_extra
 from modelfn.errors import PackagingError
 
 if TYPE_CHECKING:
@@ -43,7 +55,7 @@ TorchSample: TypeAlias = "SampleInput | tuple[Any, ...]"
 """One array, arrays by forward argument name, or a tuple in forward order (arrays or tensors)."""
 SAFETENSORS_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth")
-SUFFIXES = (SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES)
+SUFFIXES = (SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES, MAR_SUFFIX)
 SINGLE_OUTPUT = "output"
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict")
 """Where training checkpoints commonly keep the weights."""
@@ -93,6 +105,9 @@ class PyTorchAdapter:
         self.exporter: Exporter = exporter
         self.dynamic_batch = bool_option("dynamic_batch", dynamic_batch)
         self.labels = labels_option(labels)
+        self._archive_note: str | None = None
+        self._delegate: Any = None
+        """The MXNet adapter converting an MXNet Model Server archive's symbol/params."""
 
     @classmethod
     def detects(cls, model: Any) -> bool:
@@ -112,8 +127,10 @@ class PyTorchAdapter:
                 raise PackagingError(f"torch: {path.name} is not a readable safetensors file: {exc}") from exc
             return self._build(state, path)
         if suffix in PICKLE_SUFFIXES:
-            require_pickle_consent(path, allow_pickle=allow_pickle, adapter=self.name)
+            torch_consent(path, allow_pickle=allow_pickle, torchscript=is_torchscript(path))
             return self._from_torch_file(path)
+        if suffix == MAR_SUFFIX:
+            return self._from_archive(read_model_archive(path), allow_pickle=allow_pickle)
         raise PackagingError(
             f"torch: cannot load {path.name}; expected {SAFETENSORS_SUFFIX} (with model_class) or"
             f" (with allow_pickle) {', '.join(PICKLE_SUFFIXES)}",
@@ -122,6 +139,9 @@ class PyTorchAdapter:
 
     def export(self, model: Any, sample: TorchSample | None, *, opset: int | None) -> ExportResult:
         """``torch.onnx.export`` with a symbolic batch dim; the legacy exporter if dynamo cannot capture it."""
+        if self._delegate is not None:
+            result: ExportResult = self._delegate.export(model, sample, opset=opset)
+            return dataclasses.replace(result, notes="; ".join(filter(None, [result.notes, self._archive_note])))
         torch = import_extra("torch", extra="torch")
         from modelfn.bundle.manifest import FrameworkInfo
 
@@ -144,12 +164,13 @@ class PyTorchAdapter:
             converter=exported.converter,
             converter_version=str(torch.__version__),
         )
-        return ExportResult(
-            onnx_bytes=exported.onnx_bytes, framework=framework, labels=self.labels, notes=_notes(call, exported)
-        )
+        notes = "; ".join(filter(None, [_notes(call, exported), self._archive_note]))
+        return ExportResult(onnx_bytes=exported.onnx_bytes, framework=framework, labels=self.labels, notes=notes)
 
     def native_predict(self, model: Any, sample: TorchSample) -> dict[str, np.ndarray[Any, Any]]:
         """The module's own forward on ``sample`` (eval mode, no grad), keyed like the ONNX outputs."""
+        if self._delegate is not None:
+            return dict(self._delegate.native_predict(model, sample))
         torch = import_extra("torch", extra="torch")
 
         result = _forward(torch, model, self._inputs(model, sample))
@@ -161,6 +182,11 @@ class PyTorchAdapter:
         import pickle
 
         torch = import_extra("torch", extra="torch")
+        if is_torchscript(path):
+            try:
+                return torch.jit.load(str(path), map_location="cpu")
+            except Exception as exc:  # TorchScript deserialization errors are RuntimeErrors from C++
+                raise PackagingError(f"torch: cannot load TorchScript {path.name}: {exc}", field="model") from exc
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:  # a whole module (or other objects) beyond the weights-only allow-list
@@ -181,6 +207,13 @@ class PyTorchAdapter:
             f"torch: {path.name} holds a {type(obj).__name__}; expected an nn.Module or a state_dict of tensors",
             field="model",
         )
+
+    def _from_archive(self, archive: ModelArchive, *, allow_pickle: bool) -> Any:
+        """The archive's model: MXNet symbol/params through the MXNet adapter, else TorchScript or eager torch."""
+        loaded, self._delegate, self._archive_note = load_archive_model(
+            archive, allow_pickle=allow_pickle, build=self._build if self.model_class else None, labels=self.labels,
+        )  # fmt: skip
+        return loaded
 
     def _build(self, state: Mapping[str, Any], path: Path) -> Any:
         """Instantiate ``model_class(**model_kwargs)`` and load ``state`` into it strictly."""

@@ -462,3 +462,190 @@ def test_example_script_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     options = {"model_class": "train_and_package:Classifier"}
     again = package(tmp_path / "ex" / "blobs.safetensors", sample, tmp_path / "st", name="blobs", options=options)
     assert again.parity is not None and again.parity.max_abs_diff <= 1e-5
+
+
+TORCHSERVE_MODEL_FILE = b"""
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
+def _trained_mlp() -> Any:
+    """MLP trained 20 Adam steps on a 3-class toy problem, in eval mode."""
+    model = _seeded(MLP())
+    x = torch.from_numpy(_features(64, seed=3))
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(20):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model.eval()
+
+
+def _torchscript_bytes(model: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.trace(model, torch.from_numpy(_features(2, seed=9))), buffer)
+    return buffer.getvalue()
+
+
+def _mar(path: Path, model: dict[str, str], files: dict[str, bytes]) -> Path:
+    """A model archive as torch-model-archiver lays it out: MAR-INF/MANIFEST.json beside the files."""
+    import zipfile
+
+    manifest = {"createdOn": "29/11/2026 11:00:00", "runtime": "python", "model": model, "archiverVersion": "0.12.0"}
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("MAR-INF/MANIFEST.json", json.dumps(manifest))
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_torchscript_pt_needs_consent_and_packages(tmp_path: Path) -> None:
+    # GIVEN a trained MLP traced and saved with torch.jit.save (TorchServe's usual serialized file)
+    model = _trained_mlp()
+    path = tmp_path / "model.pt"
+    path.write_bytes(_torchscript_bytes(model))
+    x = _features(5, seed=4)
+    # WHEN packaged without allow_pickle
+    # THEN it is refused, suggesting torch's safe format rather than scikit-learn's
+    with pytest.raises(PackagingError, match="TorchScript archive") as info:
+        package(path, x, tmp_path / "a", name="ts")
+    assert ".safetensors" in info.value.message and ".skops" not in info.value.message
+    assert info.value.field == "allow_pickle"
+    # WHEN packaged with allow_pickle
+    with pytest.warns(PickleLoadWarning):
+        manifest = package(path, x, tmp_path / "b", name="ts", allow_pickle=True)
+    # THEN it is loaded with torch.jit.load and converts with parity, answering like the eager model
+    assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+    from modelfn.runtime.onnx_session import OnnxModel
+
+    served = OnnxModel((tmp_path / "b" / "model.onnx").read_bytes(), manifest).predict({manifest.inputs[0].name: x})
+    np.testing.assert_allclose(served["output"], _native(model, x).numpy(), atol=1e-5)
+
+
+def test_torchserve_archive_with_torchscript(tmp_path: Path, signing_key: SigningKey) -> None:
+    # GIVEN a TorchServe .mar holding a TorchScript model, its handler and an index_to_name.json
+    model = _trained_mlp()
+    labels = {"0": "low", "1": "mid", "2": "high"}
+    entry = {"modelName": "mlp", "serializedFile": "model.pt", "handler": "image_classifier", "modelVersion": "1.0"}
+    files = {"model.pt": _torchscript_bytes(model), "index_to_name.json": json.dumps(labels).encode()}
+    path = _mar(tmp_path / "mlp.mar", entry, files)
+    x = _features(4, seed=5)
+    # WHEN packaged without consent THEN refused (TorchScript runs its own code)
+    with pytest.raises(PackagingError, match="allow_pickle"):
+        package(path, x, tmp_path / "a", name="mlp")
+    # WHEN packaged with allow_pickle
+    with pytest.warns(PickleLoadWarning):
+        manifest = package(path, x, tmp_path / "b", name="mlp", allow_pickle=True)
+    # THEN the serialized model converts, and the notes say what the bundle leaves behind
+    assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+    notes = manifest.preprocessing or ""
+    assert "handler 'image_classifier' was not run" in notes and "not carried over: index_to_name.json" in notes
+    # AND it serves torch's answers
+    client = _publish_and_serve(tmp_path / "b", tmp_path, signing_key)
+    try:
+        got = _infer(client, "mlp", {manifest.inputs[0].name: x})
+    finally:
+        client.close()
+    np.testing.assert_allclose(got["output"], _native(model, x).numpy(), atol=1e-5)
+
+
+def test_torchserve_archive_with_eager_weights_and_model_file(tmp_path: Path) -> None:
+    # GIVEN a .mar with eager weights (a state dict) and the model file that defines the module
+    spec = {"__name__": "torchserve_model"}
+    exec(compile(TORCHSERVE_MODEL_FILE, "model.py", "exec"), spec)  # the same class, to train here
+    model = spec["Net"]()
+    torch.manual_seed(0)
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.5)
+    import io
+
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
+    entry = {"modelName": "net", "serializedFile": "model.pth", "modelFile": "model.py", "handler": "handler.py"}
+    files = {"model.pth": weights.getvalue(), "model.py": TORCHSERVE_MODEL_FILE, "handler.py": b"raise SystemExit(3)\n"}
+    path = _mar(tmp_path / "net.mar", entry, files)
+    x = _features(3, seed=6)
+    # WHEN packaged without consent THEN refused: importing the archive's model file runs its code
+    with pytest.raises(PackagingError, match="allow_pickle"):
+        package(path, x, tmp_path / "a", name="net")
+    # WHEN packaged with allow_pickle
+    with pytest.warns(PickleLoadWarning):
+        manifest = package(path, x, tmp_path / "b", name="net", allow_pickle=True)
+    # THEN the model file's one module class got the weights (the handler never ran) and parity holds
+    assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+    assert "handler 'handler.py' was not run" in (manifest.preprocessing or "")
+    # AND with model_class naming an importable class, the weights (weights-only) need no consent
+    options = {"model_class": f"{__name__}:ArchiveNet"}
+    manifest = package(path, x, tmp_path / "c", name="net", options=options)
+    assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+
+
+class ArchiveNet(torch.nn.Module):
+    """The archive's Net, importable from this module (for the model_class option)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+    def forward(self, x: Any) -> Any:
+        return self.net(x)
+
+
+def _zip_with(path: Path, name: str, *, mode: int = 0o100644) -> Path:
+    import zipfile
+
+    info = zipfile.ZipInfo(name)
+    info.external_attr = mode << 16
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("MAR-INF/MANIFEST.json", json.dumps({"model": {"modelName": "m", "serializedFile": "m.pt"}}))
+        zf.writestr(info, b"x")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("member", "mode", "problem"),
+    [
+        ("../evil.py", 0o100644, "'..' component"),
+        ("/etc/evil.py", 0o100644, "absolute"),
+        ("dir\\evil.py", 0o100644, "backslashed"),
+        ("link.pt", 0o120777, "link or special"),
+        ("fifo", 0o010644, "link or special"),
+    ],
+)
+def test_archive_path_tricks_are_refused(tmp_path: Path, member: str, mode: int, problem: str) -> None:
+    # GIVEN a .mar with one hostile member
+    path = _zip_with(tmp_path / "bad.mar", member, mode=mode)
+    # WHEN packaged, even with consent
+    # THEN it is refused naming the member, before anything is read or loaded
+    with pytest.raises(PackagingError, match=problem) as info:
+        package(path, _features(2), tmp_path / "b", name="bad", allow_pickle=True)
+    assert repr(member) in info.value.message and not (tmp_path / "b").exists()
+
+
+def test_archive_manifest_naming_outside_files_or_duplicates_is_refused(tmp_path: Path) -> None:
+    import warnings
+    import zipfile
+
+    # GIVEN a manifest whose serializedFile leaves the archive, and an archive with a duplicated member
+    outside = _mar(tmp_path / "out.mar", {"modelName": "m", "serializedFile": "../../m.pt"}, {"m.pt": b"x"})
+    dup = _mar(tmp_path / "dup.mar", {"modelName": "m", "serializedFile": "m.pt"}, {"m.pt": b"x"})
+    with warnings.catch_warnings(), zipfile.ZipFile(dup, "a") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate it is asked to write
+        zf.writestr("m.pt", b"y")
+    # WHEN packaged THEN both are refused naming the problem
+    with pytest.raises(PackagingError, match="leaves the archive"):
+        package(outside, _features(2), tmp_path / "a", name="m", allow_pickle=True)
+    with pytest.raises(PackagingError, match="duplicate"):
+        package(dup, _features(2), tmp_path / "b", name="m", allow_pickle=True)

@@ -207,7 +207,11 @@ def push(
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Upload a signed bundle to the store as <name>/<version>/ (signature last; versions are immutable)."""
+    """Upload a signed bundle to the store as <name>/<version>/ (claimed first, signature last; versions are immutable).
+
+    Of two concurrent pushes of one version exactly one succeeds; the other fails (exit 2) without
+    writing anything under the version.
+    """
     from modelfn.bundle.manifest import Manifest
     from modelfn.repository.transfer import push_bundle
     from modelfn.store.registry import store_for
@@ -215,7 +219,7 @@ def push(
     try:
         settings = _settings(config, store_url=store)
         manifest = Manifest.from_json((bundle / "manifest.json").read_bytes())
-        target = store_for(settings.store_url)
+        target = store_for(settings.store_url, settings)
         prefix = push_bundle(bundle, target, name=manifest.name, version=manifest.version, progress=sys.stderr.isatty())
     except ModelfnError as exc:
         raise _fail(exc) from exc
@@ -237,7 +241,7 @@ def pull(
 
     try:
         settings = _settings(config, store_url=store)
-        source = store_for(settings.store_url)
+        source = store_for(settings.store_url, settings)
         resolved = resolve_version(source, model, version or "latest")
         pull_bundle(source, name=model, version=resolved, dest=out, progress=sys.stderr.isatty())
     except ModelfnError as exc:

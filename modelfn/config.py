@@ -46,6 +46,12 @@ class Settings:
     """Container mode: wait before the first retry; doubles per retry (capped at 60 s, 50-100 % jitter)."""
     load_timeout_s: float = 300.0
     """Container mode: one load attempt (fetch, verify, build) taking longer than this counts as failed."""
+    store_connect_timeout_s: float = 2.0
+    """Network stores (S3): seconds to wait for a connection before the attempt fails."""
+    store_read_timeout_s: float = 3.0
+    """Network stores (S3): seconds to wait for the next bytes of an answer before the attempt fails."""
+    store_max_attempts: int = 2
+    """Network stores (S3): attempts per call, first one included (a stalled store costs ~6 s a call by default)."""
     min_version: int = 0
     """Anti-rollback: refuse bundles whose signed version is below this."""
     pinned_digest: str | None = None
@@ -82,6 +88,15 @@ class Settings:
         if not (math.isfinite(self.load_timeout_s) and self.load_timeout_s > 0):
             raise ConfigError(
                 f"load_timeout_s must be finite and > 0, got {self.load_timeout_s}", field="load_timeout_s"
+            )
+        for name in ("store_connect_timeout_s", "store_read_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be finite and > 0, got {value}", field=name)
+        if self.store_max_attempts < 1:
+            raise ConfigError(
+                f"store_max_attempts must be >= 1 (the first attempt counts), got {self.store_max_attempts}",
+                field="store_max_attempts",
             )
         if self.chunk_rows <= 0:
             raise ConfigError(f"chunk_rows must be positive, got {self.chunk_rows}", field="chunk_rows")

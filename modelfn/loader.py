@@ -89,7 +89,7 @@ def fetch_verified(settings: Settings) -> VerifiedBundle:
 
     assert settings.model_name is not None
     trust = TrustSet.from_entries(settings.trusted_keys)
-    store = store_for(settings.store_url)
+    store = store_for(settings.store_url, settings)
     version, objects = resolve_listing(store, settings.model_name, settings.model_version)
     prefix = version_prefix(settings.model_name, version)
     listing = {info.key[len(prefix) :]: info for info in objects}

@@ -188,9 +188,9 @@ class _StorageHandler:
         from modelfn.store.s3 import S3Store
 
         if self._client is None:
-            import boto3
+            from modelfn.store.base import StoreTimeouts
 
-            self._client = boto3.client("s3")
+            self._client = S3Store(bucket, timeouts=StoreTimeouts.from_settings(self.state.settings)).client
         return S3Store(bucket, "", client=self._client)
 
 

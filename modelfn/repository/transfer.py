@@ -1,8 +1,9 @@
 """Push a signed bundle directory to a store, and pull one back into a directory.
 
-Push order is the point: every file goes up first and the signature last, with ``If-None-Match``,
-so a reader that sees a signature always finds its files, and two pushes of one version cannot
-both sign it. Versions are immutable: a signed version is never overwritten. Pull copies objects
+Push order is the point: a push first claims the version (``modelfn.repository.claims``), so of
+two concurrent pushes of one version only one writes anything under it; then every file goes up
+and the signature last, with ``If-None-Match``, so a reader that sees a signature always finds the
+files it signs. Versions are immutable: a signed version is never overwritten. Pull copies objects
 as listed (pinned to the listed ETag) and refuses keys that could land outside ``dest``; it does
 not verify — the loader and ``modelfn verify`` do.
 """
@@ -16,14 +17,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from modelfn.bundle.layout import SIGNATURE_FILE, version_prefix
-from modelfn.errors import ConfigError, ObjectNotFound, PackagingError, StoreError, UnsafeBundleError
+from modelfn.errors import ConfigError, ObjectNotFound, PackagingError, UnsafeBundleError
+from modelfn.repository.claims import DEFAULT_STALE_AFTER_S, VersionConflict, check_held, claim_version, release
 from modelfn.store.base import ObjectInfo, ProgressCallback, Store, check_key
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def push_bundle(bundle_dir: Path, store: Store, *, name: str, version: int, progress: bool = True) -> str:
-    """Upload every file of ``bundle_dir`` under ``<name>/<version>/``, signature last; return that prefix."""
+def push_bundle(
+    bundle_dir: Path,
+    store: Store,
+    *,
+    name: str,
+    version: int,
+    progress: bool = True,
+    claim_stale_after_s: float = DEFAULT_STALE_AFTER_S,
+) -> str:
+    """Claim ``<name>/<version>/``, upload every file of ``bundle_dir`` there, signature last; return that prefix.
+
+    A push that loses the claim raises ``VersionConflict`` having written nothing under the version.
+    """
     if version < 1:
         raise ConfigError(f"version must be a positive integer, got {version}", field="version")
     prefix = version_prefix(name, version)
@@ -31,25 +44,40 @@ def push_bundle(bundle_dir: Path, store: Store, *, name: str, version: int, prog
     signature = files.pop(SIGNATURE_FILE, None)
     if signature is None:
         raise PackagingError(f"{bundle_dir} has no {SIGNATURE_FILE}; sign the bundle before pushing it")
+    _refuse_signed(store, prefix, name, version)
+    signature_bytes = signature.read_bytes()
+    claim = claim_version(store, name, version, stale_after_s=claim_stale_after_s)
+    signed = False
+    try:
+        _refuse_signed(store, prefix, name, version)  # signed by a push that released its claim just now
+        for info in store.list(prefix):  # left by an abandoned push: an unsigned extra file fails verification
+            if info.key[len(prefix) :] not in files:
+                store.delete(info.key)
+        total = sum(path.stat().st_size for path in files.values()) + len(signature_bytes)
+        with _progress_bar(total, f"push {name} v{version}", enabled=progress) as advance:
+            for rel in sorted(files):
+                store.write_file(prefix + rel, files[rel], progress=advance)
+            check_held(store, claim, stale_after_s=claim_stale_after_s)
+            if not store.write_bytes(prefix + SIGNATURE_FILE, signature_bytes, if_none_match=True):
+                raise VersionConflict(
+                    f"model {name!r} version {version} was signed by another push to {store.url} meanwhile; "
+                    "push a new version",
+                    field="version",
+                )
+            signed = True
+            advance(len(signature_bytes))
+    finally:
+        release(store, claim, signed=signed)
+    return prefix
+
+
+def _refuse_signed(store: Store, prefix: str, name: str, version: int) -> None:
     if any(info.key == prefix + SIGNATURE_FILE for info in store.list(prefix)):
-        raise StoreError(
+        raise VersionConflict(
             f"model {name!r} version {version} already exists (signed) in {store.url}; versions are immutable,"
             " push a new version instead",
             field="version",
         )
-    signature_bytes = signature.read_bytes()
-    total = sum(path.stat().st_size for path in files.values()) + len(signature_bytes)
-    with _progress_bar(total, f"push {name} v{version}", enabled=progress) as advance:
-        for rel in sorted(files):
-            store.write_file(prefix + rel, files[rel], progress=advance)
-        if not store.write_bytes(prefix + SIGNATURE_FILE, signature_bytes, if_none_match=True):
-            raise StoreError(
-                f"model {name!r} version {version} was signed by another push to {store.url} meanwhile; "
-                "push a new version",
-                field="version",
-            )
-        advance(len(signature_bytes))
-    return prefix
 
 
 def pull_bundle(store: Store, *, name: str, version: int, dest: Path, progress: bool = True) -> Path:

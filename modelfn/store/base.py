@@ -9,9 +9,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modelfn.errors import UnsafeBundleError
+
+if TYPE_CHECKING:
+    from modelfn.config import Settings
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just transferred."""
@@ -29,6 +32,26 @@ class ObjectInfo:
     version_id: str | None = None
     is_link: bool = False
     """True for a symlink (local store); bundles holding one are refused."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreTimeouts:
+    """Bounds on every network store call, so a store that accepts and stalls cannot hang a process.
+
+    A stalled call costs at most about ``max_attempts * (connect_s + read_s)`` plus botocore's
+    ``standard`` backoff between attempts (under 0.1 s; 1 s when throttled): with the defaults, ~6 s
+    for an endpoint that accepts and never answers, inside a Lambda init (10 s). botocore's own
+    defaults (60 s reads, 5 attempts) cost ~311 s.
+    """
+
+    connect_s: float = 2.0
+    read_s: float = 3.0
+    max_attempts: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StoreTimeouts:
+        """The bounds ``store_connect_timeout_s``, ``store_read_timeout_s`` and ``store_max_attempts`` set."""
+        return cls(settings.store_connect_timeout_s, settings.store_read_timeout_s, settings.store_max_attempts)
 
 
 class Store(Protocol):
@@ -54,6 +77,10 @@ class Store(Protocol):
 
     def write_bytes(self, key: str, data: bytes, *, if_none_match: bool = False) -> bool:
         """Write an object atomically. With ``if_none_match``, return False instead of overwriting."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing key is not an error."""
         ...
 
 

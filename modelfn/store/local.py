@@ -103,6 +103,23 @@ class LocalStore:
         check_key(key)
         return self._write(key, [data], exclusive=if_none_match)
 
+    def delete(self, key: str) -> None:
+        """Unlink the file (never following a symlink: a link itself is removed); a missing key is fine."""
+        check_key(key)
+        *dirs, name = key.split("/")
+        try:
+            dir_fd = self._open_dir(dirs, create=False, key=key)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"{self.url}/{key}: cannot delete: {exc.strerror}", field="key") from exc
+        finally:
+            os.close(dir_fd)
+
     # --- helpers --------------------------------------------------------------------------------
 
     def _open_dir(self, parts: Sequence[str], *, create: bool, key: str) -> int:
@@ -147,9 +164,12 @@ class LocalStore:
             names = [entry.name for entry in entries]
         for name in names:
             key = f"{rel}{name}"
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd) if stat.S_ISDIR(st.st_mode) else -1
+            except FileNotFoundError:
+                continue  # gone since the directory was read: a finished write's temporary file, a deleted claim
+            if sub != -1:
                 try:
                     self._walk(sub, f"{key}/", out)
                 finally:

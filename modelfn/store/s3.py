@@ -2,6 +2,8 @@
 
 boto3 is imported only when the first request is made, so importing this module stays cheap. boto3
 itself honours ``AWS_ENDPOINT_URL`` (tests point it at moto_server, users at MinIO or LocalStack).
+Every client is built with bounded connect/read timeouts and a bounded retry budget
+(``StoreTimeouts``; botocore's defaults let a stalled endpoint hold a call for ~5 minutes).
 Reads are pinned with ``If-Match`` on the ETag seen in the listing (and the version id when known),
 so an object replaced between the signature check and the download is refused, not loaded.
 Every botocore error becomes a ``StoreError`` naming the bucket, key and what went wrong.
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import ConfigError, ObjectChanged, ObjectNotFound, StoreError, UnsafeBundleError
-from modelfn.store.base import CHUNK_BYTES, ObjectInfo, ProgressCallback, check_key, check_prefix
+from modelfn.store.base import CHUNK_BYTES, ObjectInfo, ProgressCallback, StoreTimeouts, check_key, check_prefix
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -30,7 +32,9 @@ _DENIED = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAc
 class S3Store:
     """Objects are S3 objects under ``s3://bucket/prefix/``; keys are relative to the prefix."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
+    def __init__(
+        self, bucket: str, prefix: str = "", client: S3Client | None = None, *, timeouts: StoreTimeouts | None = None
+    ) -> None:
         if not bucket or "/" in bucket:
             raise ConfigError(f"invalid S3 bucket name {bucket!r}", field="store_url")
         prefix = prefix.strip("/")
@@ -44,6 +48,7 @@ class S3Store:
         self.prefix = prefix
         self.url = f"s3://{bucket}/{prefix}"
         self._client = client
+        self.timeouts = timeouts
 
     def __repr__(self) -> str:
         return f"S3Store({self.bucket!r}, {self.prefix!r})"
@@ -52,9 +57,7 @@ class S3Store:
     def client(self) -> S3Client:
         """The boto3 client, created on first use (region, credentials and endpoint from the environment)."""
         if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
+            self._client = new_client(self.timeouts)
         return self._client
 
     # --- Store protocol -----------------------------------------------------------------------
@@ -127,6 +130,16 @@ class S3Store:
         except OSError as exc:
             raise StoreError(f"cannot upload {path}: {exc.strerror}", field="path") from exc
 
+    def delete(self, key: str) -> None:
+        """DeleteObject (S3 answers success for a missing key too)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        check_key(key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key, "delete") from exc
+
     def write_bytes(self, key: str, data: bytes, *, if_none_match: bool = False) -> bool:
         """PutObject (SHA-256 checksum); with ``if_none_match`` send ``If-None-Match: *`` and map 412 to False."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -194,6 +207,26 @@ class S3Store:
             )
         message = str(exc.response.get("Error", {}).get("Message", "")).strip()
         return StoreError(f"cannot {action} {where}: {code or status} {message}".rstrip(), field="key")
+
+
+def new_client(timeouts: StoreTimeouts | None = None) -> S3Client:
+    """A boto3 S3 client whose every call is bounded: connect/read timeouts and ``standard`` retries.
+
+    Without ``timeouts``, the bounds come from the settings (``MODELFN_STORE_*`` or the settings file).
+    """
+    import boto3
+    from botocore.config import Config
+
+    if timeouts is None:
+        from modelfn.config import Settings
+
+        timeouts = StoreTimeouts.from_settings(Settings.load())
+    config = Config(
+        connect_timeout=timeouts.connect_s,
+        read_timeout=timeouts.read_s,
+        retries={"mode": "standard", "total_max_attempts": timeouts.max_attempts},
+    )
+    return boto3.client("s3", config=config)
 
 
 def _code(exc: Any) -> str:

@@ -47,6 +47,10 @@ class RecordingStore:
         self.writes.append(key)
         return self.inner.write_bytes(key, data, if_none_match=if_none_match)
 
+    def delete(self, key: str) -> None:
+        self.writes.append(f"delete {key}")
+        self.inner.delete(key)
+
 
 @pytest.fixture
 def bundle_dir(tmp_path: Path) -> Path:
@@ -87,9 +91,11 @@ def test_push_uploads_the_signature_last_and_reports_progress(bundle_dir: Path, 
     store = RecordingStore(LocalStore(tmp_path / "store"))
     # WHEN pushing
     push_bundle(bundle_dir, store, name="iris", version=1, progress=False)
-    # THEN every file was written once, the signature after all the others
-    assert store.writes[-1] == "iris/1/model.sig"
-    assert sorted(store.writes[:-1]) == ["iris/1/assets/labels.txt", "iris/1/manifest.json", "iris/1/model.onnx"]
+    # THEN the version was claimed first, every file written once, the signature after all the others,
+    # and the claim released at the end
+    claim = ".modelfn-claims/iris/1/1"
+    assert store.writes[0] == claim and store.writes[-2:] == ["iris/1/model.sig", f"delete {claim}"]
+    assert sorted(store.writes[1:-2]) == ["iris/1/assets/labels.txt", "iris/1/manifest.json", "iris/1/model.onnx"]
     # AND the progress reported for the uploaded files totals their sizes
     sizes = sum(p.stat().st_size for p in bundle_dir.rglob("*") if p.is_file() and p.name != "model.sig")
     assert store.progress_bytes == sizes

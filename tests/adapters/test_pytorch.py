@@ -649,3 +649,35 @@ def test_archive_manifest_naming_outside_files_or_duplicates_is_refused(tmp_path
         package(outside, _features(2), tmp_path / "a", name="m", allow_pickle=True)
     with pytest.raises(PackagingError, match="duplicate"):
         package(dup, _features(2), tmp_path / "b", name="m", allow_pickle=True)
+
+
+def test_mxnet_model_server_archive_converts_in_the_mxnet_interpreter(tmp_path: Path) -> None:
+    from tests.adapters.test_mxnet_symbol import TRAIN_SCRIPT, _run_mxnet, mxnet_python
+
+    # GIVEN a Gluon model trained by MXNet, archived as MXNet Model Server lays it out (symbol, params, handler)
+    python = mxnet_python.__wrapped__()  # type: ignore[attr-defined]
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    _run_mxnet(python, TRAIN_SCRIPT, str(trained))
+    gluon = trained / "gluon"
+    entry = {"modelName": "tiny", "handler": "mxnet_vision_service:handle", "engine": {"engineName": "MXNet"}}
+    files = {
+        "tiny-symbol.json": (gluon / "tiny-symbol.json").read_bytes(),
+        "tiny-0003.params": (gluon / "tiny-0003.params").read_bytes(),
+        "mxnet_vision_service.py": b"raise SystemExit(3)\n",
+        "synset.txt": b"north\neast\nsouth\n",
+    }
+    path = _mar(tmp_path / "tiny.mar", entry, files)
+    x = np.load(trained / "x.npy")
+    # WHEN packaged through the MXNet interpreter (.params are MXNet's binary format: no consent needed)
+    manifest = package(path, x, tmp_path / "b", name="tiny", converter_python=python)
+    # THEN MXNet's symbol/params converted with parity to MXNet's own answers, the handler not run
+    assert manifest.framework.name == "mxnet"
+    assert manifest.parity is not None and manifest.parity.max_abs_diff <= 1e-5
+    from modelfn.runtime.onnx_session import OnnxModel
+
+    served = OnnxModel((tmp_path / "b" / "model.onnx").read_bytes(), manifest).predict({"data": x})
+    np.testing.assert_allclose(next(iter(served.values())), np.load(trained / "expected_gluon.npy"), atol=1e-5)
+    notes = manifest.preprocessing or ""
+    assert "handler 'mxnet_vision_service:handle' was not run" in notes
+    assert "not carried over: mxnet_vision_service.py, synset.txt" in notes

@@ -6,7 +6,11 @@ byte and the predictions appended, so columns the model does not use pass throug
 Numbers are parsed by numpy's C reader and written as the shortest text that reads back to the
 same value (orjson's float formatting: several times faster than numpy's ``astype(str)``). A value
 that does not parse is reported with its row (1 = first data row) and column. Fields may be
-quoted, but a quoted field may not contain a line break.
+quoted, but a quoted field may not contain a line break; ``#`` is data, not a comment.
+
+pyarrow's CSV reader was measured as the parser and left out: ~20% less CPU than numpy's on narrow
+numeric rows, none on 784-column rows, no end-to-end gain through the handler, and ~65 MiB more RSS
+(import and first use) in a process that had not loaded it. The Lambda zip does not carry it either.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import contextlib
 import csv
 import functools
 import io
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
 def score(data: Iterator[bytes], sink: Sink, ctx: ScoreContext) -> int:
     """Score every data line, reading ahead and writing behind the model; returns the number of rows."""
-    chunks = line_chunks(data, ctx.chunk_rows)
+    chunks = line_chunks(data, ctx.chunk_rows, first=ctx.chunk_rows + 1)  # the header, then full chunks
     with ctx.timed("read"):
         first = next(chunks, None)
     if first is None:
@@ -94,26 +97,13 @@ def _used_columns(names: list[str], manifest: Manifest) -> dict[str, str]:
 def _feeds(
     lines: list[bytes], names: list[str], used: dict[str, str], done: int, manifest: Manifest
 ) -> dict[str, Array]:
-    """Model feeds of one chunk: numeric columns through pyarrow's or numpy's C parser, text through ``csv``."""
+    """Model feeds of one chunk: numeric columns through numpy's C parser, text columns through ``csv``."""
     import numpy as np
 
     if any(dtype == "string" for dtype in used.values()):
         return feeds_from_columns(_parse_python(lines, names, used, done), manifest)
     text = b"\n".join(lines)  # parsed from bytes: no decoded copy of the chunk is kept
     spec = manifest.inputs[0]
-    feature = len(manifest.inputs) == 1 and spec.name not in used  # feature columns: one matrix, in header order
-    columns = _arrow_columns(text, len(lines), names, used)
-    if columns is not None and feature:
-        by_column = np.empty((len(columns), len(lines)), dtype=numpy_dtype(spec.dtype))
-        with np.errstate(over="ignore"):  # float64 -> float32 rounds (and overflows to inf) as numpy's parser does
-            for j, column in enumerate(columns):
-                by_column[j] = column
-        matrix = np.ascontiguousarray(by_column.T)  # filling rows then transposing: ~6x faster than column writes
-        return {spec.name: matrix if len(spec.shape) == 2 else matrix.reshape(-1)}
-    if columns is not None:
-        with np.errstate(over="ignore"):
-            typed = {name: col.astype(numpy_dtype(used[name])) for name, col in zip(used, columns, strict=True)}
-        return feeds_from_columns(typed, manifest)
     index = {name: names.index(name) for name in used}
     options: dict[str, Any] = {"delimiter": ",", "quotechar": '"', "encoding": "utf-8", "comments": None}
     if list(index.values()) != list(range(len(names))):  # usecols costs ~5% even when it selects every column
@@ -121,7 +111,7 @@ def _feeds(
         if b'"' not in text and text.count(b",") != len(lines) * (len(names) - 1):
             _locate(lines, names, used, done)  # usecols alone lets rows with too few or too many fields through
     try:
-        if feature:
+        if len(manifest.inputs) == 1 and spec.name not in used:  # feature columns: one matrix, in header order
             matrix = np.loadtxt(io.BytesIO(text), dtype=numpy_dtype(spec.dtype), ndmin=2, **options)
             return {spec.name: matrix if len(spec.shape) == 2 else matrix.reshape(-1)}
         dtype = [(f"c{index[name]}", numpy_dtype(used[name])) for name in used]
@@ -130,72 +120,6 @@ def _feeds(
         _locate(lines, names, used, done)  # raises with row and column
         raise UnprocessableInput(f"rows {done + 1}-{done + len(lines)}: {exc}", field="body") from exc
     return feeds_from_columns({name: np.asarray(table[f"c{index[name]}"]).reshape(-1) for name in used}, manifest)
-
-
-def _arrow_csv() -> Any:
-    """``pyarrow.csv`` when this process has loaded pyarrow already (Parquet, pandas, Spark), else None.
-
-    Loading pyarrow only for CSV would cost more than it saves: ~0.2 s and ~45 MiB of RSS to import,
-    ~20 MiB more on first use, for ~20% less parsing CPU on narrow rows and none on wide ones. The
-    Lambda zip does not carry it at all.
-    """
-    if "pyarrow" not in sys.modules:
-        return None
-    try:
-        import pyarrow.csv
-    except ImportError:
-        return None
-    return pyarrow.csv
-
-
-def _arrow_columns(text: bytes, rows: int, names: list[str], used: dict[str, str]) -> list[Array] | None:
-    """The used columns (in ``used`` order) as float64 arrays, parsed by pyarrow, or None.
-
-    pyarrow parses blocks of the chunk on its own threads without the GIL (numpy's loadtxt holds it,
-    stalling the writer and the model's thread), so one large chunk is parsed on every core.
-
-    None whenever the result could differ from numpy's: no pyarrow, a column that is not float32 or
-    float64, quotes or carriage returns (line and field rules differ), non-UTF-8 bytes, any value pyarrow
-    refuses, or a NaN (pyarrow also reads ``nan(...)``). numpy's path then parses the chunk and reports
-    errors; numbers are read as float64 and cast like numpy's parser does, so both give the same bits.
-    """
-    csv_module = _arrow_csv()
-    if csv_module is None or any(dtype not in ("float32", "float64") for dtype in used.values()):
-        return None
-    if b'"' in text or b"\r" in text or not _is_utf8(text):
-        return None
-    import numpy as np
-    import pyarrow as pa
-
-    keys = [f"c{i}" for i in range(len(names))]
-    wanted = [keys[names.index(name)] for name in used]
-    try:
-        table = csv_module.read_csv(
-            pa.BufferReader(text),
-            read_options=csv_module.ReadOptions(column_names=keys),
-            parse_options=csv_module.ParseOptions(quote_char=False),
-            convert_options=csv_module.ConvertOptions(
-                include_columns=wanted, column_types=dict.fromkeys(wanted, pa.float64()), null_values=[]
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    if table.num_rows != rows or any(table.column(key).null_count for key in wanted):
-        return None
-    columns = [table.column(key).to_numpy() for key in wanted]
-    if any(np.isnan(column).any() for column in columns):
-        return None
-    return columns
-
-
-def _is_utf8(text: bytes) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _parse_python(lines: list[bytes], names: list[str], used: dict[str, str], done: int) -> dict[str, Array]:

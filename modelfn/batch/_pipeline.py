@@ -1,9 +1,10 @@
 """Overlap reading, predicting and writing: while onnxruntime runs chunk n (it releases the GIL), a
 thread reads and parses chunk n+1 and another formats and uploads chunk n-1.
 
-Each stage is one thread and one slot deep, so at most four chunks are in memory at once (one being
-parsed, one parsed and waiting, one predicted, one being written) and outputs keep input order. An
-error in any stage is raised in the caller.
+The reader is one thread and one slot deep; the writer is one thread with one step queued behind the
+one it runs, so an upload that outlasts a prediction does not stall the model. At most five chunks
+are in memory at once (one being parsed, one parsed and waiting, one predicted, one queued and one
+being written) and outputs keep input order. An error in any stage is raised in the caller.
 """
 
 from __future__ import annotations
@@ -59,15 +60,16 @@ def prefetched(items: Iterator[T]) -> Generator[T, None, None]:
 
 
 class OrderedWriter:
-    """Runs write steps one at a time, in submission order, one step behind the caller."""
+    """Runs write steps one at a time, in submission order, up to ``depth`` steps behind the caller."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 2) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelfn-batch-write")
         self._pending: deque[Future[None]] = deque()
+        self._depth = depth
 
     def submit(self, step: Callable[[], None]) -> None:
-        """Queue ``step`` once the previous step is done (raising its error): one step in flight at a time."""
-        while self._pending:
+        """Queue ``step``, first waiting while ``depth`` steps are queued or running; raise a finished step's error."""
+        while self._pending and (len(self._pending) >= self._depth or self._pending[0].done()):
             self._pending.popleft().result()
         self._pending.append(self._executor.submit(step))
 

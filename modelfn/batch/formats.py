@@ -122,8 +122,10 @@ def score_stream(fmt: str, data: Iterator[bytes], sink: Sink, ctx: ScoreContext)
     return rows
 
 
-def line_chunks(data: Iterator[bytes], rows: int) -> Iterator[list[bytes]]:
-    """Non-blank lines (without ``\\r\\n``) in lists of up to ``rows``; only the current chunk is held."""
+def line_chunks(data: Iterator[bytes], rows: int, *, first: int | None = None) -> Iterator[list[bytes]]:
+    """Non-blank lines (without ``\\r\\n``) in lists of up to ``rows`` (``first`` for the first list, e.g.
+    a header and ``rows`` data lines, so the model sees full batches); only the current chunk is held."""
+    size = first or rows
     pending = b""
     chunk: list[bytes] = []
     for block in data:
@@ -133,15 +135,15 @@ def line_chunks(data: Iterator[bytes], rows: int) -> Iterator[list[bytes]]:
         if b"\r" in text:
             lines = [line.rstrip(b"\r") for line in lines]
         chunk.extend([line for line in lines if line.strip()])
-        while len(chunk) >= rows:
-            yield chunk[:rows]
-            chunk = chunk[rows:]
+        while len(chunk) >= size:
+            yield chunk[:size]
+            chunk, size = chunk[size:], rows
     pending = pending.rstrip(b"\r")
     if pending.strip():
         chunk.append(pending)
     while chunk:
-        yield chunk[:rows]
-        chunk = chunk[rows:]
+        yield chunk[:size]
+        chunk, size = chunk[size:], rows
 
 
 class IterReader:

@@ -230,7 +230,7 @@ def main() -> None:
     results["cpus"] = os.cpu_count()
     results["load_after"] = os.getloadavg()
     results["median_ratio"] = statistics.median(m["ratio"] for m in results["models"].values())
-    save("bench_batch", results)
+    save(f"bench_batch_threads{args.threads}" if args.threads else "bench_batch", results)
 
 
 if __name__ == "__main__":

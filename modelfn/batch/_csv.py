@@ -19,6 +19,7 @@ import contextlib
 import csv
 import functools
 import io
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -113,12 +114,16 @@ def _feeds(
     try:
         if len(manifest.inputs) == 1 and spec.name not in used:  # feature columns: one matrix, in header order
             matrix = np.loadtxt(io.BytesIO(text), dtype=numpy_dtype(spec.dtype), ndmin=2, **options)
+            if matrix.dtype.kind == "f" and not np.isfinite(matrix).all():
+                _locate(lines, names, used, done)  # numpy reads 1e39 as float32 inf: find and refuse it
             return {spec.name: matrix if len(spec.shape) == 2 else matrix.reshape(-1)}
         dtype = [(f"c{index[name]}", numpy_dtype(used[name])) for name in used]
         table = np.loadtxt(io.BytesIO(text), dtype=dtype, ndmin=1, **options)
     except ValueError as exc:  # UnicodeDecodeError included
         _locate(lines, names, used, done)  # raises with row and column
         raise UnprocessableInput(f"rows {done + 1}-{done + len(lines)}: {exc}", field="body") from exc
+    if any(table.dtype[field].kind == "f" and not np.isfinite(table[field]).all() for field in table.dtype.names or ()):
+        _locate(lines, names, used, done)  # numpy reads 1e39 as float32 inf: find and refuse it
     return feeds_from_columns({name: np.asarray(table[f"c{index[name]}"]).reshape(-1) for name in used}, manifest)
 
 
@@ -144,11 +149,18 @@ def _typed(values: list[str], name: str, dtype: str, done: int) -> Array:
         try:
             if "_" in value:  # Python reads "1_000"; numpy's and pyarrow's parsers do not, nor do we
                 raise ValueError(value)
-            out[i] = (value.strip().lower() in ("1", "true")) if target.kind == "b" else target.type(value)
+            with np.errstate(over="ignore"):  # an overflow is refused just below, naming the cell
+                out[i] = (value.strip().lower() in ("1", "true")) if target.kind == "b" else target.type(value)
         except (ValueError, OverflowError) as exc:
             raise UnprocessableInput(
                 f"row {done + i + 1}, column {name!r}: cannot read {value!r} as {dtype}", field=name
             ) from exc
+        if target.kind == "f" and not np.isfinite(out[i]) and math.isfinite(float(value)):
+            raise UnprocessableInput(
+                f"row {done + i + 1}, column {name!r}: {value.strip()!r} is outside the {dtype} range"
+                f" (±{float(np.finfo(target).max):.6g})",
+                field=name,
+            )
     return out
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from modelfn.batch.events import SOURCES, CreatedObject, event_source
@@ -48,9 +48,6 @@ logger = logging.getLogger("modelfn.batch")
 
 DEADLINE_RESERVE_MS = 2_000
 """Stop taking work when less than this is left of the invocation."""
-
-StorageHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
 
 class LambdaContext(Protocol):
     """The part of Lambda's context object this handler reads."""
@@ -85,7 +82,7 @@ def check_locations(settings: Settings) -> None:
         )
 
 
-def build_storage_handler(settings: Settings) -> StorageHandler:
+def build_storage_handler(settings: Settings) -> StorageEventHandler:
     """Check the locations, verify and load the model once, and return the Lambda handler function."""
     from modelfn.batch.sink import output_for
     from modelfn.serving.state import ModelState
@@ -99,15 +96,19 @@ def build_storage_handler(settings: Settings) -> StorageHandler:
     for module in ("aws_lambda_powertools.utilities.batch", "aws_lambda_powertools.utilities.data_classes"):
         importlib.import_module(module)
 
-    return _StorageHandler(state, output, settings.chunk_rows)
+    return StorageEventHandler(state, output, settings.chunk_rows)
 
 
-class _StorageHandler:
+class StorageEventHandler:
     """Holds the loaded model, the output location and one S3 client for every invocation."""
 
     def __init__(self, state: ModelState, output: Output, chunk_rows: int) -> None:
         self.state, self.output, self.chunk_rows = state, output, chunk_rows
         self._client: Any = None
+
+    def reset_clients(self) -> None:
+        """Forget the cached S3 client (after a SnapStart restore: new credentials, new connections)."""
+        self._client = None
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.state.require()

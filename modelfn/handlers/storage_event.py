@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from modelfn.batch.trigger import build_storage_handler
 from modelfn.config import Settings
+from modelfn.handlers._snapstart import on_restore
+from modelfn.handlers._snapstart import register as register_snapstart_hooks
 
 settings = Settings.load()
 handler = build_storage_handler(settings)
+register_snapstart_hooks(handler.state)  # SnapStart: snapshot only a verified model; fresh clients per restore
+on_restore(handler.reset_clients)

@@ -142,3 +142,44 @@ def test_registration_is_a_no_op_without_the_hooks_library(
     registered = _snapstart.register(ModelState(local_published.settings))
     # THEN nothing is registered and nothing fails
     assert registered is False
+
+
+STORAGE_LIFECYCLE = """
+import json
+import modelfn.handlers.storage_event as h  # the init phase: verify, load, register the hooks
+from awslambdaric import lambda_runtime_hooks_runner as runner
+
+h.handler._client = object()  # the S3 client the first invocation would have cached
+result = {"ready": h.handler.state.ready, "snapshot_error": None}
+try:
+    runner.run_before_snapshot()
+except Exception as exc:
+    result["snapshot_error"] = type(exc).__name__
+else:
+    runner.run_after_restore()
+    result["client_reset"] = h.handler._client is None
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tampered", [False, True])
+def test_storage_event_handler_snapshots_only_a_verified_model_and_reopens_its_client(
+    local_published: Published, tmp_path: Path, tampered: bool
+) -> None:
+    # GIVEN the storage-event handler's init phase, with a good model or one modified after signing
+    if tampered:
+        path = Path(local_published.settings.store_url) / "tiny" / "1" / "model.onnx"
+        path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    env = {**os.environ, **local_published.env, "MODELFN_OUTPUT_URL": str(tmp_path / "out")}
+    # WHEN the runtime runs the before-snapshot hooks, then (if the snapshot was taken) the after-restore hooks
+    out = subprocess.run(
+        [sys.executable, "-c", STORAGE_LIFECYCLE], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.splitlines()[-1])
+    # THEN a verified model is snapshotted and the cached S3 client is dropped on restore; a tampered one never is
+    if tampered:
+        assert result["ready"] is False and result["snapshot_error"] == ModelNotReady.__name__
+    else:
+        assert result == {"ready": True, "snapshot_error": None, "client_reset": True}

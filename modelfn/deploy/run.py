@@ -12,7 +12,7 @@ from pathlib import Path
 
 from modelfn.deploy.render import Rendered
 from modelfn.deploy.settings import LAMBDA_TARGETS, DeploySettings, Target
-from modelfn.deploy.validate import DeployError, find_tool, run_tool
+from modelfn.deploy.tools import DeployError, find_tool, run_tool
 
 _TOOLS: dict[str, str] = {"sam": "sam", "knative": "kubectl", "k8s": "kubectl"}
 

@@ -72,7 +72,7 @@ def lambda_params(settings: DeploySettings, artifact: Path) -> dict[str, str]:
 
 def osls_command(rendered: Rendered, action: str) -> tuple[list[str], Path, dict[str, str]]:
     """(argv, working directory, extra environment) for ``osls package`` or ``osls deploy``."""
-    from modelfn.deploy.validate import DeployError
+    from modelfn.deploy.tools import DeployError
 
     document = json.loads((rendered.out_dir / PARAMS_FILE).read_text())
     project = Path(document["project"])
@@ -103,7 +103,7 @@ def ensure_artifact(rendered: Rendered, settings: DeploySettings) -> Path:
 
 def package_offline(rendered: Rendered) -> str:
     """``osls package`` into ``out_dir/osls-package`` (no credentials needed); the zip must exist."""
-    from modelfn.deploy.validate import run_tool
+    from modelfn.deploy.tools import run_tool
 
     argv, project, env = osls_command(rendered, "package")
     run_tool(argv, what="osls package", cwd=project, env=env)

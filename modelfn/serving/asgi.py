@@ -10,11 +10,10 @@ the app exists (Mangum runs lifespan per invocation, so it must stay ``"off"`` t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Protocol
 
-from modelfn.errors import ModelfnError, PayloadTooLarge, RouteNotFound
-from modelfn.serving.inference import header_int
+from modelfn.errors import ModelfnError, RouteNotFound
+from modelfn.serving.request import Receive, Scope, Send, read_body, request_headers
 from modelfn.serving.responses import Response, error_response, unexpected_error_response
 from modelfn.serving.routes import (
     DEFAULT_DEADLINE_MARGIN_MS,
@@ -26,10 +25,6 @@ from modelfn.serving.routes import (
 )
 from modelfn.serving.state import ModelState
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 DOCS_PACKAGES = frozenset({"fastapi", "starlette", "pydantic", "pydantic_core"})
 """What the documentation app needs; where they are absent (the Lambda zip) the docs paths answer a JSON 404."""
 
@@ -106,41 +101,6 @@ class LeanApp:
 def create_app(state: ModelState, *, deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS) -> ASGIApp:
     """The ASGI app for ``state``: give it to Mangum (``lifespan="off"``) or uvicorn."""
     return LeanApp(state, deadline_margin_ms=deadline_margin_ms)
-
-
-def request_headers(scope: Scope) -> dict[str, str]:
-    """Lower-case header names; repeated headers joined with ``", "``."""
-    out: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers") or ():
-        name, value = bytes(raw_name).decode("latin-1").lower(), bytes(raw_value).decode("latin-1")
-        out[name] = f"{out[name]}, {value}" if name in out else value
-    return out
-
-
-async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The whole request body, refusing (413) as soon as it is known to exceed ``limit``."""
-    declared = headers.get("content-length")
-    if declared is not None and header_int(declared, field="content-length") > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def too_large(limit: int) -> PayloadTooLarge:
-    """The 413 error naming the limit."""
-    return PayloadTooLarge(f"request body is over the {limit}-byte limit (max_body_bytes)", field="body")
 
 
 async def _send(send: Send, response: Response, *, head: bool = False) -> None:

@@ -18,7 +18,7 @@ from starlette.responses import Response as StarletteResponse
 from modelfn._version import __version__
 from modelfn.errors import ModelfnError
 from modelfn.serving import predict, v2
-from modelfn.serving.asgi import read_body, request_headers
+from modelfn.serving.request import read_body, request_headers
 from modelfn.serving.responses import Response, error_response, unexpected_error_response
 from modelfn.serving.routes import DEFAULT_DEADLINE_MARGIN_MS, check_deadline
 

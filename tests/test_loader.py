@@ -464,3 +464,68 @@ def test_reference_signed_bundle_identity_is_still_checked(
     # THEN the signed manifest's identity is checked like a predicate's: store path and anti-rollback
     error = _load_refused(dataclasses.replace(settings, **overrides), PolicyError, session_spy, match=match)
     assert error.field == field
+
+
+# --- signed files are fetched side by side once the signature verifies (issue 10 item 4) ---
+
+
+class _RendezvousStore:
+    """A real local store whose reads of signed files wait for each other: sequential reads never meet."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+        from urllib.parse import urlsplit
+
+        from modelfn.store.local import LocalStore
+
+        self._inner = LocalStore(urlsplit(url).path)
+        self.url = url
+        self.barrier = threading.Barrier(2, timeout=10)
+        self.threads: set[str] = set()
+
+    def list(self, prefix: str) -> list[Any]:
+        return self._inner.list(prefix)
+
+    def read(self, key: str, *, pin: Any = None) -> Iterator[bytes]:
+        import threading
+
+        if not key.endswith("/model.sig"):
+            self.threads.add(threading.current_thread().name)
+            self.barrier.wait()  # both signed files are in flight at once, or this breaks
+        return self._inner.read(key, pin=pin)
+
+
+def test_signed_files_are_fetched_concurrently_after_the_signature(
+    local_published: Published, session_spy: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a store whose reads of manifest.json and model.onnx only return once both have started
+    from modelfn.store.registry import STORES
+
+    stores: list[_RendezvousStore] = []
+
+    def make(url: str, *_: Any) -> _RendezvousStore:
+        stores.append(_RendezvousStore(url))
+        return stores[-1]
+
+    monkeypatch.setitem(STORES, "meet", make)
+    settings = dataclasses.replace(local_published.settings, store_url=f"meet://{local_published.settings.store_url}")
+    # WHEN the bundle loads
+    bundle = load_bundle(settings)
+    # THEN both files were read at the same time, on two threads, and the verified model serves
+    assert bundle.manifest.name == "tiny" and not stores[0].barrier.broken
+    assert len(stores[0].threads) == 2
+    assert len(session_spy) == 1
+
+
+def test_with_several_bad_files_the_first_by_name_is_reported(
+    local_published: Published, session_spy: list[bytes]
+) -> None:
+    # GIVEN two signed files tampered with (manifest.json sorts before model.onnx)
+    for victim in ("model.onnx", "manifest.json"):
+        path = _store_file(local_published, victim)
+        path.write_bytes(path.read_bytes() + b" ")
+    # WHEN it is loaded again and again (reads run concurrently and may finish in any order)
+    # THEN the error always names manifest.json, never the runtime sees a byte
+    for _ in range(5):
+        error = _load_refused(local_published.settings, IntegrityError, session_spy, match="manifest.json")
+        assert error.field == "manifest.json"

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from modelfn.bundle.layout import SIGNATURE_FILE, check_model_name, version_prefix
 from modelfn.errors import ConfigError, ObjectNotFound
-from modelfn.store.base import ObjectInfo, Store
+from modelfn.store.base import ListsDirectories, ObjectInfo, Store
 
 LATEST = "latest"
 
@@ -44,8 +44,9 @@ def signed_versions(listing: Iterable[ObjectInfo], name: str) -> list[int]:
 def resolve_listing(store: Store, name: str, wanted: str) -> tuple[int, list[ObjectInfo]]:
     """The version to load and the objects under its prefix, from a single listing of the store.
 
-    The loader's cold path: an explicit version lists only ``<name>/<version>/``; ``latest`` lists
-    ``<name>/`` once and keeps the chosen version's objects. Errors are those of ``resolve_version``.
+    The loader's cold path: an explicit version lists only ``<name>/<version>/``; ``latest`` lists the
+    version directory names, then the files of the highest signed one, on stores that can list
+    directories (both built-in stores), else ``<name>/`` once. Errors are those of ``resolve_version``.
     """
     if wanted != LATEST:
         version = _parse_version(wanted)
@@ -54,10 +55,32 @@ def resolve_listing(store: Store, name: str, wanted: str) -> tuple[int, list[Obj
             if any(i.key.endswith("/" + SIGNATURE_FILE) and not i.is_link for i in listing):
                 return version, listing
         return resolve_version(store, name, wanted), []  # raises with the list of signed versions
+    if isinstance(store, ListsDirectories):
+        return _latest_of(store, name, store.list_dirs(f"{check_model_name(name)}/"))
     everything = store.list(f"{check_model_name(name)}/")
     version = _pick(signed_versions(everything, name), name, wanted, store)
     prefix = version_prefix(name, version)
     return version, [info for info in everything if info.key.startswith(prefix)]
+
+
+def _latest_of(store: Store, name: str, directories: list[str]) -> tuple[int, list[ObjectInfo]]:
+    """``latest`` from the version directory names, highest first, listing files of the candidates only.
+
+    Nothing unsigned picks the version: a directory counts only once its own listing shows a signature
+    (an in-flight push above it costs one more small listing). S3 returns 1,000 directory names per
+    page, so up to 1,000 versions cost one page however many files each holds.
+    """
+    candidates = sorted(v for v in map(_parse_version, directories) if v is not None)
+    for version in reversed(candidates):
+        prefix = version_prefix(name, version)
+        listing = store.list(prefix)
+        if _is_signed(listing, prefix):
+            return version, listing
+    raise ObjectNotFound(f"no signed versions of model {name!r} in {store.url}", field="model_name")
+
+
+def _is_signed(listing: Iterable[ObjectInfo], prefix: str) -> bool:
+    return any(info.key == prefix + SIGNATURE_FILE and not info.is_link for info in listing)
 
 
 def resolve_version(store: Store, name: str, wanted: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from modelfn.errors import UnsafeBundleError
 
@@ -81,6 +81,19 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove an object; a missing key is not an error."""
+        ...
+
+
+@runtime_checkable
+class ListsDirectories(Protocol):
+    """A store that can list the "directories" right below a prefix without listing every object under it.
+
+    Optional (plugin stores may lack it): resolving ``latest`` then costs one small listing however many
+    versions a model has, instead of a listing of every file of every version.
+    """
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        """Names of the directories directly under ``prefix`` (which ends with '/'), sorted; links excluded."""
         ...
 
 

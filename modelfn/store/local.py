@@ -9,6 +9,7 @@ when the name exists, so of two concurrent writers exactly one wins.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import os
 import secrets
@@ -62,6 +63,22 @@ class LocalStore:
         finally:
             os.close(dir_fd)
         return sorted((info for info in found if info.key.startswith(prefix)), key=lambda info: info.key)
+
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
+        """Real subdirectories of the directory ``prefix`` names (symlinks and files excluded), sorted."""
+        check_prefix(prefix)
+        head = prefix.rpartition("/")[0]
+        try:
+            dir_fd = self._open_dir(head.split("/") if head else [], create=False, key=prefix)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        try:
+            with os.scandir(dir_fd) as entries:
+                return sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+        except OSError as exc:
+            raise StoreError(f"{self.url}: cannot list {prefix!r}: {exc.strerror}") from exc
+        finally:
+            os.close(dir_fd)
 
     def read(self, key: str, *, pin: ObjectInfo | None = None) -> Iterator[bytes]:
         """Open the file now (refusing symlinks and non-regular files) and stream it in chunks."""

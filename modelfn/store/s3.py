@@ -11,6 +11,7 @@ Every botocore error becomes a ``StoreError`` naming the bucket, key and what we
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,23 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             raise self._error(exc, prefix, "list") from exc
         return sorted(found, key=lambda info: info.key)
+
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
+        """ListObjectsV2 with ``Delimiter='/'``: the common prefixes only (1,000 per page, no object entries)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        check_prefix(prefix)
+        start = len(self.prefix + prefix)
+        found: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/"
+            )
+            for page in pages:
+                found.extend(p["Prefix"][start:-1] for p in page.get("CommonPrefixes", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, prefix, "list") from exc
+        return sorted(name for name in found if name)
 
     def read(self, key: str, *, pin: ObjectInfo | None = None) -> Iterator[bytes]:
         """GetObject now (``If-Match`` the pinned ETag, ``VersionId`` when pinned) and stream the body."""

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from modelfn.serving.responses import Response
     from modelfn.serving.state import ModelState
 
-CompatRouteName = Literal["tf_predict", "tf_status", "tf_models", "ts_predictions", "ts_ping"]
-ROUTES: frozenset[str] = frozenset({"tf_predict", "tf_status", "tf_models", "ts_predictions", "ts_ping"})
+CompatRouteName = Literal["tf_predict", "tf_status", "tf_metadata", "tf_models", "ts_predictions", "ts_ping"]
+ROUTES: frozenset[str] = frozenset({"tf_predict", "tf_status", "tf_metadata", "tf_models", "ts_predictions", "ts_ping"})
 POST_ROUTES: frozenset[str] = frozenset({"tf_predict", "ts_predictions"})
 PREDICT_VERB = ":predict"
 MULTIPART = "multipart/form-data"
@@ -36,6 +36,9 @@ def match(parts: list[str]) -> tuple[CompatRouteName, str | None, str | None] | 
     verb = last.endswith(PREDICT_VERB)
     if verb:
         parts = [*parts[:-1], last[: -len(PREDICT_VERB)]]
+    metadata = not verb and len(parts) in (4, 6) and last == "metadata"
+    if metadata:
+        parts = parts[:-1]
     if len(parts) == 3:
         name, version = parts[2], None
     elif len(parts) == 5 and parts[3] == "versions" and parts[4]:
@@ -44,7 +47,7 @@ def match(parts: list[str]) -> tuple[CompatRouteName, str | None, str | None] | 
         return None
     if not name or ":" in name or (version is not None and ":" in version):
         return None
-    return ("tf_predict" if verb else "tf_status"), name, version
+    return ("tf_predict" if verb else "tf_metadata" if metadata else "tf_status"), name, version
 
 
 def run(
@@ -62,6 +65,8 @@ def run(
         return tfserving.predict(state, name, version, body)
     if kind == "tf_status":
         return tfserving.model_status(state, name, version)
+    if kind == "tf_metadata":
+        return tfserving.model_metadata(state, name, version)
     return torchserve.predictions(state, name, version, body, headers)
 
 

@@ -3,7 +3,8 @@
 ``POST /v1/models/{name}[/versions/{v}]:predict`` takes ``{"instances": ...}`` (rows) and answers
 ``{"predictions": [...]}`` (an object per row, keyed by output, when there are several outputs),
 or ``{"inputs": ...}`` (columns) answered by ``{"outputs": ...}``. ``GET /v1/models/{name}``
-answers TF Serving's ``model_version_status`` and KServe's ``name``/``ready`` in one object.
+answers TF Serving's ``model_version_status`` and KServe's ``name``/``ready`` in one object;
+``.../metadata`` answers the ``serving_default`` signature built from the signed manifest.
 Errors are ``{"error": ...}`` (plus modelfn's ``code`` and ``field``) with 400 for bad input, as
 TF Serving never answers 422. The content type is not checked: ``curl -d`` labels JSON as a form.
 """
@@ -18,9 +19,17 @@ from modelfn.serving.compat import rows, run_columns
 from modelfn.serving.responses import Response, dumps, error_response, json_response
 
 if TYPE_CHECKING:
+    from modelfn.bundle.manifest import TensorSpec
     from modelfn.serving.state import ModelState
 
 SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+TF_DTYPES = {
+    "float16": "DT_HALF", "float32": "DT_FLOAT", "float64": "DT_DOUBLE", "bfloat16": "DT_BFLOAT16",
+    "int8": "DT_INT8", "int16": "DT_INT16", "int32": "DT_INT32", "int64": "DT_INT64",
+    "uint8": "DT_UINT8", "uint16": "DT_UINT16", "uint32": "DT_UINT32", "uint64": "DT_UINT64",
+    "bool": "DT_BOOL", "string": "DT_STRING",
+}  # fmt: skip
 KNOWN_KEYS = ("signature_name", "instances", "inputs")
 
 
@@ -69,9 +78,30 @@ def model_status(state: ModelState, name: str, version: str | None) -> Response:
     return json_response({"name": name, "ready": True, "model_version_status": [_status(served, "AVAILABLE", "")]})
 
 
+def model_metadata(state: ModelState, name: str, version: str | None) -> Response:
+    """TF Serving's GetModelMetadata: the one ``serving_default`` signature, from the signed manifest."""
+    manifest = state.require_model(name, version).manifest
+    signature = {
+        "inputs": {t.name: _tensor_info(t) for t in manifest.inputs},
+        "outputs": {t.name: _tensor_info(t) for t in manifest.outputs},
+        "method_name": PREDICT_METHOD,
+    }
+    return json_response(
+        {
+            "model_spec": {"name": manifest.name, "signature_name": "", "version": str(manifest.version)},
+            "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}}},
+        }
+    )
+
+
 def list_models(state: ModelState) -> Response:
     """KServe v1's ``GET /v1/models``: the served model's name (none while not ready)."""
     return json_response({"models": [state.model_name] if state.ready and state.model_name else []})
+
+
+def _tensor_info(spec: TensorSpec) -> dict[str, Any]:
+    dims = [{"size": str(d), "name": ""} for d in spec.shape]
+    return {"dtype": TF_DTYPES[spec.dtype], "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": spec.name}
 
 
 def _status(version: str, state_name: str, message: str) -> dict[str, Any]:

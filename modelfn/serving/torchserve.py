@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelfn.errors import InvalidRequest, ModelNotReady
+from modelfn.errors import InvalidRequest, ModelNotReady, UnprocessableInput
 from modelfn.serving import codecs, multipart
 from modelfn.serving.compat import class_probabilities, is_image, refuse_image, rows, run_columns, text_instances, top_k
 from modelfn.serving.compat_routes import is_form
@@ -86,6 +86,10 @@ def _request(body: bytes, content_type: str | None, manifest: Manifest, *, field
     if key in ("instances", "inputs"):
         return {key: value[key]}, False
     inner = value[key]
+    if isinstance(inner, str):  # {"data": "some text"}: one row for a text model, answered unwrapped
+        if [s.dtype for s in manifest.inputs] != ["string"]:
+            raise UnprocessableInput(f"{key} is text but this model takes {manifest.inputs[0].dtype} rows", field=key)
+        return {"instances": [inner]}, True
     if isinstance(inner, dict):
         return {"inputs": inner}, False
     return {"instances": inner}, False

@@ -119,3 +119,20 @@ def test_status_while_not_ready_is_503_with_retry_after(linear: LoadedBundle) ->
     assert body["model_version_status"][0]["status"]["error_code"] == "UNAVAILABLE"
     assert predict.status_code == 503 and predict.json()["field"] == "model"
     assert models.json() == {"models": []}
+
+
+def test_metadata_lists_the_serving_default_signature(client: SyncASGIClient) -> None:
+    # WHEN TF Serving's model metadata is read (plain and versioned)
+    response = client.get("/v1/models/linear/metadata")
+    versioned = client.get("/v1/models/linear/versions/3/metadata")
+    # THEN the one signature names each tensor with its TF dtype and shape (-1 = dynamic)
+    assert response.status_code == 200, response.text
+    assert versioned.json() == response.json()
+    assert response.json()["model_spec"] == {"name": "linear", "signature_name": "", "version": "3"}
+    signature = response.json()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    assert signature["inputs"]["x"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}, {"size": "4", "name": ""}]
+    assert signature["outputs"]["label"]["dtype"] == "DT_INT64"
+    assert client.get("/v1/models/linear/versions/2/metadata").status_code == 404
+    assert client.get("/v1/models/linear/labels/stable").status_code == 404

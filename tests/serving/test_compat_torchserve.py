@@ -92,8 +92,11 @@ def test_plain_text_body_is_one_row_for_a_text_model(echo_client: SyncASGIClient
     raw = echo_client.post("/predictions/echo", content="bonjour é".encode())
     typed = echo_client.post("/predictions/echo", content=b"hi", headers={"content-type": "text/plain"})
     form = echo_client.post("/predictions/echo", files={"data": ("t.txt", b"salut", "text/plain")})
+    wrapped = echo_client.post("/predictions/echo", json={"data": "hallo"})
     # THEN each is one row, answered unwrapped as TorchServe does for one input
-    assert (raw.json(), typed.json(), form.json()) == ("bonjour é", "hi", "salut")
+    assert (raw.json(), typed.json(), form.json(), wrapped.json()) == ("bonjour é", "hi", "salut", "hallo")
+    # AND a list of texts is one answer per row
+    assert echo_client.post("/predictions/echo", json={"data": ["a", "b"]}).json() == ["a", "b"]
 
 
 @pytest.mark.parametrize("content_type", [None, "image/png", "application/octet-stream"])
@@ -119,6 +122,7 @@ def test_multipart_image_is_415_naming_the_field(client: SyncASGIClient) -> None
         ({"json": {"data": ROWS, "extra": 1}}, 400, "extra"),
         ({"json": {"data": ROWS, "body": ROWS}}, 400, "body"),
         ({"json": {"data": [[1, 2]]}}, 422, "x"),
+        ({"json": {"data": "text for a float model"}}, 422, "data"),
         ({"json": 3}, 400, "body"),
         ({"content": b"[[1, 2", "headers": {"content-type": "application/json"}}, 400, "body"),
         ({"files": {"other": ("a.json", b"[[1,2,3,4]]", "application/json")}}, 400, "data"),

@@ -49,6 +49,7 @@ logger = logging.getLogger("modelfn.batch")
 DEADLINE_RESERVE_MS = 2_000
 """Stop taking work when less than this is left of the invocation."""
 
+
 class LambdaContext(Protocol):
     """The part of Lambda's context object this handler reads."""
 

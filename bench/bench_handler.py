@@ -3,8 +3,9 @@
 Same process, same model, same input (batch 1): (a) ``session.run`` on a ready numpy array (the
 floor); (b) the lean router alone (``routes.dispatch``: JSON decode, validate, run, encode);
 (c) the whole Lambda path (``Mangum(create_app(state))`` with an HTTP API v2 event, as
-``modelfn.handlers.http.handler`` runs it). Overhead = p50(variant) − p50(raw). Goal for the MLP at
-batch 1: ≤ 0.1 ms for (c).
+``modelfn.handlers.http.handler`` runs it); (d) (c) with Lambda observability on (Powertools JSON
+logger, one EMF line per invocation written to /dev/null); (e) (c) with the container's Prometheus
+mirror installed. Overhead = p50(variant) − p50(raw). Goal for the MLP at batch 1: ≤ 0.1 ms for (c).
 
 Usage: python bench/bench_handler.py [--models mlp,cnn] [--budget 5]
 """
@@ -19,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import INPUT_SHAPES, ensure_models, publish_onnx, save
@@ -76,14 +78,42 @@ def measure(name: str, workdir: Path, budget_s: float) -> dict[str, object]:
     raw = stats(timeit(lambda: session.run(None, feed), budget_s))
     router = stats(timeit(lambda: dispatch(state, "POST", "/predict", headers, body), budget_s))
     lambda_path = stats(timeit(lambda: handler(event, context), budget_s))
+    emf_path, prometheus_path = observed(handler, state, event, context, budget_s)
     return {
         "raw_session_run": raw,
         "lean_router": router,
         "lambda_handler": lambda_path,
         "router_overhead_ms": round(router["p50_ms"] - raw["p50_ms"], 4),
         "handler_overhead_ms": round(lambda_path["p50_ms"] - raw["p50_ms"], 4),
+        "lambda_handler_emf_logs": emf_path,
+        "observability_emf_overhead_ms": round(emf_path["p50_ms"] - lambda_path["p50_ms"], 4),
+        "asgi_app_prometheus": prometheus_path,
+        "observability_prometheus_overhead_ms": round(prometheus_path["p50_ms"] - lambda_path["p50_ms"], 4),
         "body_bytes": len(body),
     }
+
+
+def observed(
+    handler: Callable[[Any, Any], Any], state: Any, event: Any, context: Any, budget_s: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The Lambda path with EMF + JSON logs on (stdout to /dev/null), then with the Prometheus mirror."""
+    import contextlib
+    import os
+
+    from modelfn.serving.metrics import METRICS
+    from modelfn.serving.observability import LambdaObservability
+    from modelfn.serving.observability_prometheus import install
+
+    lambda_env = {"AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench"}
+    obs = LambdaObservability(state.settings.replace(emf_metrics="on"), environ=lambda_env)
+    obs.serve(state)
+    wrapped = obs.wrap(handler)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        emf = stats(timeit(lambda: wrapped(event, context), budget_s))
+    METRICS.remove_sink(obs._to_emf)
+    install()
+    prometheus = stats(timeit(lambda: handler(event, context), budget_s))
+    return emf, prometheus
 
 
 def main() -> None:
@@ -100,7 +130,9 @@ def main() -> None:
             results[name] = row
             raw = row["raw_session_run"]["p50_ms"]  # type: ignore[index]
             print(f"{name:4s} raw {raw:.4f} ms  router +{row['router_overhead_ms']:.4f} ms"
-                  f"  lambda handler +{row['handler_overhead_ms']:.4f} ms  (p50)", flush=True)  # fmt: skip
+                  f"  lambda handler +{row['handler_overhead_ms']:.4f} ms  (p50)"
+                  f"  EMF+logs +{row['observability_emf_overhead_ms']:.4f} ms"
+                  f"  prometheus +{row['observability_prometheus_overhead_ms']:.4f} ms", flush=True)  # fmt: skip
     save("handler", results)
 
 

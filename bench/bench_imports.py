@@ -26,6 +26,11 @@ TARGETS = {
     "pydantic (no longer on the run-time path)": "import pydantic",
     "fastapi (lazy: /docs only)": "import fastapi",
     "modelfn.handlers.http (no model)": "import modelfn.handlers.http",
+    "modelfn.handlers.http on Lambda (JSON logs + EMF, no model)": (
+        "import os; os.environ['AWS_LAMBDA_FUNCTION_NAME'] = 'bench'; import modelfn.handlers.http"
+    ),
+    "powertools Logger + Metrics": "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics",
+    "prometheus_client (container /metrics)": "import prometheus_client",
     "modelfn.loader + runtime": "import modelfn.loader, modelfn.runtime.onnx_session",
     "modelfn.cli (--help)": "import modelfn.cli",
 }

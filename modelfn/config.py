@@ -71,6 +71,8 @@ class Settings:
     wsgi_app: str | None = None
     """The WSGI app ``modelfn.handlers.wsgi`` runs, as ``module:attribute`` (e.g. ``app:app`` for a Flask app)."""
     log_level: str = "INFO"
+    emf_metrics: str = "auto"
+    """CloudWatch EMF metric lines on stdout: ``auto`` (only inside Lambda), ``on`` or ``off``."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -113,6 +115,10 @@ class Settings:
         if self.wsgi_app is not None and not _is_import_string(self.wsgi_app):
             raise ConfigError(
                 f"wsgi_app must be 'module:attribute' (e.g. 'app:app'), got {self.wsgi_app!r}", field="wsgi_app"
+            )
+        if self.emf_metrics not in ("auto", "on", "off"):
+            raise ConfigError(
+                f"emf_metrics must be one of auto, on, off, got {self.emf_metrics!r}", field="emf_metrics"
             )
         levels = ("DEBUG", "INFO", "WARNING", "ERROR")
         if self.log_level.upper() not in levels:

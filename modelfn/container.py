@@ -127,6 +127,7 @@ def run_server(settings: Settings) -> None:
     from modelfn.serving.state import ModelState
 
     state = ModelState.pending(settings)
+    _install_prometheus()  # before the load, so its phase timings and failures are counted
     # Per-request access lines only at DEBUG: platforms (Knative, Cloud Run, ALB) log requests themselves,
     # and writing one line per call costs more than the inference of a small model.
     server = uvicorn.Server(
@@ -156,3 +157,14 @@ def run_server(settings: Settings) -> None:
             f" (last: {gave_up[0].code}: {gave_up[0].message}); exiting so the platform replaces this node",
             field="model",
         )
+
+
+def _install_prometheus() -> None:
+    """Mirror metrics into ``/metrics`` when prometheus-client is installed; without it the route is a JSON 404."""
+    from modelfn.errors import RouteNotFound
+    from modelfn.serving.observability_prometheus import install
+
+    try:
+        install()
+    except RouteNotFound:
+        logger.info("prometheus-client is not installed: /metrics answers 404")

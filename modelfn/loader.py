@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelfn.bundle.layout import MANIFEST_FILE, ONNX_DATA_RE, PICKLE_EXTENSIONS, SIGNATURE_FILE, version_prefix
 from modelfn.errors import IntegrityError, PolicyError, SignatureError, UnsafeBundleError
+from modelfn.serving.metrics import LOAD_FETCH_TIME, LOAD_SESSION_TIME, LOAD_VERIFY_TIME, METRICS
 
 if TYPE_CHECKING:
     from modelfn.bundle.manifest import Manifest
@@ -71,31 +72,10 @@ def load_bundle(settings: Settings) -> LoadedBundle:
 
     if not settings.model_name:
         raise ConfigError("no model configured: set MODELFN_MODEL_NAME (or --model)", field="model_name")
-    _import_runtime_in_background()  # overlaps the store round trips; no model byte reaches it early
-    verified = fetch_verified(settings)
-    return build_runtime(verified, settings)
-
-
-def _import_runtime_in_background() -> None:
-    """Start importing onnxruntime (~100+ ms) while the store calls wait on the network.
-
-    The runtime's later ``import`` waits on the module lock for this one, so the work is never done
-    twice; nothing reaches onnxruntime before verification, only its code is loaded earlier.
-    A failure here is left for that later import to raise with its usual message.
-    """
-    import sys
-
-    if "onnxruntime" in sys.modules:
-        return
-    import threading
-
-    def run() -> None:
-        try:
-            import onnxruntime  # noqa: F401
-        except Exception:  # reported by the runtime's own import
-            pass
-
-    threading.Thread(target=run, name="modelfn-import-runtime", daemon=True).start()
+    with METRICS.timed(LOAD_FETCH_TIME, span="fetch"):  # includes LoadVerifyTime (the signature check)
+        verified = fetch_verified(settings)
+    with METRICS.timed(LOAD_SESSION_TIME, span="session"):
+        return build_runtime(verified, settings)
 
 
 def fetch_verified(settings: Settings) -> VerifiedBundle:
@@ -127,7 +107,8 @@ def fetch_verified(settings: Settings) -> VerifiedBundle:
         raise SignatureError(f"{SIGNATURE_FILE} is {sig_info.size} bytes, over the {MAX_SIGNATURE_BYTES} byte limit")
     sig_bytes = b"".join(store.read(sig_info.key, pin=sig_info))
     policy = VerifyPolicy(pinned_digest=settings.pinned_digest)  # min_version: checked on the identity below
-    statement = verify_signature(sig_bytes, trust, policy)
+    with METRICS.timed(LOAD_VERIFY_TIME, span="verify"):
+        statement = verify_signature(sig_bytes, trust, policy)
     if statement.version is not None:  # modelfn's predicate: refuse a swapped bundle before fetching more
         _check_identity("signature", statement.name, statement.version, settings.model_name, version)
         check_min_version(statement.version, settings.min_version)

@@ -65,6 +65,11 @@ def test_lambda_handler_keeps_fastapi_and_pydantic_off_the_inference_path(local_
     modules = _modules_after(code, {**os.environ, **local_published.env})
     # THEN neither FastAPI's stack nor pydantic was imported on the way
     assert _loaded(modules, SLOW_FRAMEWORK) == []
+    # AND on Lambda, with Powertools' JSON logger and EMF metrics on, still neither (nor prometheus-client)
+    on_lambda = {**os.environ, **local_published.env, "AWS_LAMBDA_FUNCTION_NAME": "modelfn-http"}
+    modules = _modules_after(code, on_lambda)
+    assert {"aws_lambda_powertools.logging", "aws_lambda_powertools.metrics"} <= modules
+    assert _loaded(modules, (*SLOW_FRAMEWORK, "prometheus_client")) == []
 
 
 def test_storage_event_handler_imports_no_build_time_code_fastapi_or_pyarrow(

@@ -36,6 +36,7 @@ from modelfn.errors import (
     ObjectChanged,
     ObjectNotFound,
 )
+from modelfn.serving.metrics import BATCH_ERRORS, BATCH_SIZE, METRICS, ROWS_PROCESSED, error_metric
 
 if TYPE_CHECKING:
     from modelfn.batch.job import JobOutcome
@@ -125,6 +126,7 @@ class StorageEventHandler:
         from modelfn.batch.events import eventbridge_object, s3_notification_objects
 
         objects = s3_notification_objects(event) if source == "s3" else [eventbridge_object(event)]
+        METRICS.add(BATCH_SIZE, len(objects))
         results: list[dict[str, Any]] = []
         failures: list[ModelfnError] = []
         for obj in objects:
@@ -132,6 +134,7 @@ class StorageEventHandler:
                 results.append(self._score(obj, context))
             except ModelfnError as exc:
                 logger.error("scoring %s failed (%s): %s", obj.url, exc.code, exc.message)
+                _count_failure(exc)
                 failures.append(exc)
         if failures:
             raise StorageEventFailed(
@@ -146,9 +149,14 @@ class StorageEventHandler:
         from modelfn.batch.events import sqs_body_objects
 
         def record_handler(record: Any) -> list[dict[str, Any]]:
-            _check_deadline(context)
-            return [self._score(obj, context) for obj in sqs_body_objects(record.body)]
+            try:
+                _check_deadline(context)
+                return [self._score(obj, context) for obj in sqs_body_objects(record.body)]
+            except ModelfnError as exc:
+                _count_failure(exc)
+                raise
 
+        METRICS.add(BATCH_SIZE, len(event.get("Records") or ()))
         processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
         return dict(process_partial_response(event, record_handler, processor, context))
 
@@ -184,6 +192,7 @@ class StorageEventHandler:
             logger.warning("skipped %s: %s", obj.url, exc.message)
             return {"input": obj.url, "skipped": "deleted since the event"}
         logger.info("scored %s: %d rows -> %s", obj.url, outcome.rows, outcome.output_key)
+        METRICS.add(ROWS_PROCESSED, outcome.rows)
         return _summary(outcome)
 
     def _store(self, bucket: str) -> S3Store:
@@ -194,6 +203,12 @@ class StorageEventHandler:
 
             self._client = S3Store(bucket, timeouts=StoreTimeouts.from_settings(self.state.settings)).client
         return S3Store(bucket, "", client=self._client)
+
+
+def _count_failure(exc: ModelfnError) -> None:
+    """One failed record or object: ``BatchErrors`` plus the per-type error count."""
+    METRICS.add(BATCH_ERRORS)
+    METRICS.add(error_metric(exc.code))
 
 
 def _check_deadline(context: LambdaContext | None) -> None:

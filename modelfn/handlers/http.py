@@ -12,10 +12,13 @@ from mangum import Mangum
 from modelfn.config import Settings
 from modelfn.handlers._snapstart import register as register_snapstart_hooks
 from modelfn.serving.asgi import create_app
+from modelfn.serving.observability import LambdaObservability
 from modelfn.serving.state import ModelState
 
 settings = Settings.load()
+observability = LambdaObservability(settings)  # before the load: its phase timings and failures are metrics
 state = ModelState.load(settings)
+observability.serve(state)
 register_snapstart_hooks(state)  # SnapStart: snapshot only a verified model; fresh randomness and clients per restore
 app = create_app(state)
-handler = Mangum(app, lifespan="off")
+handler = observability.wrap(Mangum(app, lifespan="off"))

@@ -11,8 +11,12 @@ from modelfn.batch.trigger import build_storage_handler
 from modelfn.config import Settings
 from modelfn.handlers._snapstart import on_restore
 from modelfn.handlers._snapstart import register as register_snapstart_hooks
+from modelfn.serving.observability import LambdaObservability
 
 settings = Settings.load()
-handler = build_storage_handler(settings)
-register_snapstart_hooks(handler.state)  # SnapStart: snapshot only a verified model; fresh clients per restore
-on_restore(handler.reset_clients)
+observability = LambdaObservability(settings)  # before the load: its phase timings and failures are metrics
+scorer = build_storage_handler(settings)
+observability.serve(scorer.state)
+register_snapstart_hooks(scorer.state)  # SnapStart: snapshot only a verified model; fresh clients per restore
+on_restore(scorer.reset_clients)
+handler = observability.wrap(scorer)

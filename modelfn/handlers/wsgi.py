@@ -25,7 +25,8 @@ import serverless_wsgi  # type: ignore[import-untyped]
 
 from modelfn.config import ENV_NAMES, Settings
 from modelfn.errors import ConfigError, ModelfnError, ModelNotReady, PayloadTooLarge
-from modelfn.serving.metrics import METRICS, MODEL_LOAD_FAILED
+from modelfn.serving.metrics import METRICS, MODEL_LOAD_FAILED, error_metric
+from modelfn.serving.observability import LambdaObservability
 from modelfn.serving.routes import DEFAULT_DEADLINE_MARGIN_MS, check_deadline
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def error_body(exc: ModelfnError) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 def _send_error(exc: ModelfnError, start_response: StartResponse) -> list[bytes]:
+    METRICS.add(error_metric(exc.code))
     status, body, headers = error_body(exc)
     data = json.dumps(body).encode()
     phrase = http.HTTPStatus(status).phrase
@@ -138,10 +140,15 @@ def _flask_error(exc: ModelfnError) -> tuple[dict[str, Any], int, dict[str, str]
 
 
 settings = Settings.load()
+observability = LambdaObservability(settings)  # before the app's import: a failed load is a metric
 app = load_app(settings)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: ``modelfn.handlers.wsgi.handler``."""
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One request through serverless-wsgi."""
     response: dict[str, Any] = serverless_wsgi.handle_request(app, event, context)
     return response
+
+
+handler = observability.wrap(handle)
+"""Lambda entry point: ``modelfn.handlers.wsgi.handler``."""

@@ -13,6 +13,7 @@ import asyncio
 from typing import Protocol
 
 from modelfn.errors import ModelfnError, RouteNotFound
+from modelfn.serving.metrics import INFERENCE_LATENCY, METRICS, error_metric
 from modelfn.serving.request import Receive, Scope, Send, read_body, request_headers
 from modelfn.serving.responses import Response, error_response, unexpected_error_response
 from modelfn.serving.routes import (
@@ -64,6 +65,7 @@ class LeanApp:
         try:
             response = await self._handle(scope, receive)
         except ModelfnError as exc:
+            METRICS.add(error_metric(exc.code))
             response = error_response(exc)
         except Exception as exc:  # never leak internals; the log has the traceback
             response = unexpected_error_response(exc)
@@ -77,10 +79,11 @@ class LeanApp:
         context = scope.get("aws.context")
         check_deadline(context, self.deadline_margin_ms)
         body = await read_body(receive, headers, self.max_body_bytes)
-        if context is not None:  # one invocation per Lambda sandbox: no thread hop
-            return run_route(self.state, route, headers, body)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, run_route, self.state, route, headers, body)
+        with METRICS.timed(INFERENCE_LATENCY, span="infer"):
+            if context is not None:  # one invocation per Lambda sandbox: no thread hop
+                return run_route(self.state, route, headers, body)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, run_route, self.state, route, headers, body)
 
     def docs_app(self) -> ASGIApp:
         """The FastAPI app behind ``/docs``; imported and built on first use only."""

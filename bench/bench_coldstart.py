@@ -5,7 +5,7 @@ For each model, alternates runs of (a) the reference floor script
 InferenceSession, one run) and (b) modelfn's Lambda HTTP handler in a fresh interpreter (import
 = init phase: resolve latest, fetch + verify the P-256 model-signing bundle, build + warm the
 session; then one HTTP API v2 /predict event through Mangum). Reports median spawn-to-exit wall
-times and the ratio modelfn / floor (goal ≤ 1.2).
+times and the ratio modelfn / floor (goal ≤ 1.1). Resolving latest against many versions: bench_latest_versions.py.
 
 Usage: python bench/bench_coldstart.py [--runs 7] [--models rf,mlp,cnn]
 """

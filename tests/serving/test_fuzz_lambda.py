@@ -2,7 +2,8 @@
 
 Requests reach the function as JSON events (API Gateway REST v1, HTTP API v2, Function URL, ALB)
 that Mangum turns into ASGI: paths, header values and bodies arrive as text, bodies possibly
-base64-encoded. Hypothesis varies each of them on every event source, through the same
+base64-encoded. Hypothesis varies each of them on every event source and every served route
+(the compatibility routes too, which the OpenAPI document leaves out), through the same
 ``Mangum(create_app(state), lifespan="off")`` the HTTP handler builds.
 """
 
@@ -21,15 +22,36 @@ from modelfn.serving.asgi import create_app
 from tests.handlers.events import HTTP_SOURCES, LambdaContext, http_event, response_body, response_headers
 from tests.serving.tiny_models import linear_bundle, served
 
-PATHS = ["/predict", "/v2/models/linear/infer", "/v2/models/linear/versions/3/infer", "/v2/health/ready", "/v2"]
+PATHS = [
+    "/predict",
+    "/v2/models/linear/infer",
+    "/v2/models/linear/versions/3/infer",
+    "/v2/health/ready",
+    "/v2",
+    "/metrics",
+    "/v1/models/linear:predict",
+    "/v1/models/linear/versions/3:predict",
+    "/v1/models/linear/metadata",
+    "/v1/models",
+    "/predictions/linear",
+    "/predictions/linear/3",
+    "/ping",
+]
+"""Every served route: V2, /predict, and the TF Serving / TorchServe compatibility routes."""
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=16)
 BODIES = (
     st.binary(max_size=64)
     | st.just(b'{"instances": [[1.0, 2.0, 3.0, 4.0]]}')
     | st.just(b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}')
+    | st.just(b'{"signature_name": "serving_default", "inputs": {"x": [[1, 2, 3, 4]]}}')
+    | st.just(b'{"data": "t\xc3\xa9xt"}')
+    | st.just(b'--b\r\nContent-Disposition: form-data; name="data"\r\n\r\n[[1, 2, 3, 4]]\r\n--b--\r\n')
     | TEXT.map(str.encode)
 )
 HEADER_NAMES = st.sampled_from(["content-type", "inference-header-content-length", "content-length", "x-ünï"])
+HEADER_VALUES = TEXT | st.sampled_from(
+    ["application/json", "multipart/form-data; boundary=b", "multipart/form-data", "text/plain", "image/png"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +59,14 @@ def handler() -> Mangum:
     return Mangum(create_app(served(linear_bundle(), max_body_bytes=4096)), lifespan="off")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     source=st.sampled_from(HTTP_SOURCES),
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]),
     path=st.sampled_from(PATHS) | TEXT.map(lambda p: "/" + p),
     body=BODIES,
     as_base64=st.booleans(),
-    headers=st.dictionaries(HEADER_NAMES, TEXT, max_size=3),
+    headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3),
 )
 def test_any_platform_event_gets_a_typed_answer(
     handler: Mangum,

@@ -72,10 +72,33 @@ def load_bundle(settings: Settings) -> LoadedBundle:
 
     if not settings.model_name:
         raise ConfigError("no model configured: set MODELFN_MODEL_NAME (or --model)", field="model_name")
+    _import_runtime_in_background()  # overlaps the store round trips; no model byte reaches it early
     with METRICS.timed(LOAD_FETCH_TIME, span="fetch"):  # includes LoadVerifyTime (the signature check)
         verified = fetch_verified(settings)
     with METRICS.timed(LOAD_SESSION_TIME, span="session"):
         return build_runtime(verified, settings)
+
+
+def _import_runtime_in_background() -> None:
+    """Start importing onnxruntime (~100+ ms) while the store calls wait on the network.
+
+    The runtime's later ``import`` waits on the module lock for this one, so the work is never done
+    twice; nothing reaches onnxruntime before verification, only its code is loaded earlier.
+    A failure here is left for that later import to raise with its usual message.
+    """
+    import sys
+
+    if "onnxruntime" in sys.modules:
+        return
+    import threading
+
+    def run() -> None:
+        try:
+            import onnxruntime  # noqa: F401
+        except Exception:  # reported by the runtime's own import
+            pass
+
+    threading.Thread(target=run, name="modelfn-import-runtime", daemon=True).start()
 
 
 def fetch_verified(settings: Settings) -> VerifiedBundle:

@@ -11,17 +11,18 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from modelfn.errors import DeadlineExceeded, MethodNotAllowed, RouteNotFound
-from modelfn.serving import predict, v2
+from modelfn.serving import compat_routes, predict, v2
+from modelfn.serving.compat_routes import CompatRouteName
 from modelfn.serving.responses import Response
 from modelfn.serving.state import ModelState
 
 RouteName = Literal[
     "predict", "server_metadata", "server_live", "server_ready", "model_metadata", "model_ready", "infer", "metrics"
 ]
-Route = tuple[RouteName, str | None, str | None]
+Route = tuple[RouteName | CompatRouteName, str | None, str | None]
 """(route, model name, version)"""
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-POST_ROUTES: frozenset[RouteName] = frozenset({"predict", "infer"})
+POST_ROUTES: frozenset[str] = frozenset({"predict", "infer"}) | compat_routes.POST_ROUTES
 DEFAULT_DEADLINE_MARGIN_MS = 200
 """Below this much remaining Lambda time a request is answered 503 instead of run (never a gateway 504)."""
 
@@ -29,6 +30,9 @@ DEFAULT_DEADLINE_MARGIN_MS = 200
 def match(path: str) -> Route | None:
     """``(route, model name, version)`` for a served path, or None."""
     parts = path.strip("/").split("/")
+    compat = compat_routes.match(parts)
+    if compat is not None:
+        return compat
     if parts == ["predict"]:
         return "predict", None, None
     if parts == ["metrics"]:
@@ -53,7 +57,7 @@ def match(path: str) -> Route | None:
     return None
 
 
-def check_method(route: RouteName, method: str) -> None:
+def check_method(route: RouteName | CompatRouteName, method: str) -> None:
     """405 naming the method the route takes."""
     wanted = "POST" if route in POST_ROUTES else "GET"
     if method != wanted and not (wanted == "GET" and method == "HEAD"):
@@ -93,6 +97,8 @@ def run_route(state: ModelState, route: Route, headers: Mapping[str, str], body:
     if kind == "metrics":
         return metrics_response(headers)
     if kind == "predict":
+        if compat_routes.is_form(headers):
+            return compat_routes.form_predict(state, body, headers)
         return predict.predict(state, body, headers)
     if kind == "server_metadata":
         return v2.server_metadata(state)
@@ -100,6 +106,8 @@ def run_route(state: ModelState, route: Route, headers: Mapping[str, str], body:
         return v2.server_live(state)
     if kind == "server_ready":
         return v2.server_ready(state)
+    if kind in compat_routes.ROUTES:
+        return compat_routes.run(state, kind, name, version, headers, body)
     assert name is not None
     if kind == "infer":
         return v2.infer(state, name, version, body, headers)

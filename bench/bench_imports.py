@@ -26,10 +26,15 @@ TARGETS = {
     "pydantic (no longer on the run-time path)": "import pydantic",
     "fastapi (lazy: /docs only)": "import fastapi",
     "modelfn.handlers.http (no model)": "import modelfn.handlers.http",
-    "modelfn.handlers.http on Lambda (JSON logs + EMF, no model)": (
+    "modelfn.handlers.http on Lambda, tracing off (JSON logs + EMF, no model)": (
+        "import os; os.environ.update(AWS_LAMBDA_FUNCTION_NAME='bench', POWERTOOLS_TRACE_DISABLED='true');"
+        " import modelfn.handlers.http"
+    ),
+    "modelfn.handlers.http on Lambda (+ X-Ray when aws_xray_sdk is installed)": (
         "import os; os.environ['AWS_LAMBDA_FUNCTION_NAME'] = 'bench'; import modelfn.handlers.http"
     ),
     "powertools Logger + Metrics": "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics",
+    "aws_xray_sdk.core (optional tracing)": "import aws_xray_sdk.core",
     "prometheus_client (container /metrics)": "import prometheus_client",
     "modelfn.loader + runtime": "import modelfn.loader, modelfn.runtime.onnx_session",
     "modelfn.cli (--help)": "import modelfn.cli",

@@ -6,7 +6,8 @@ where that goes on Lambda. EMF lines go to stdout under namespace ``POWERTOOLS_M
 sets the stack name: its canary alarms watch ``UnexpectedErrors`` and ``ModelLoadFailed`` there).
 Outside Lambda (no ``AWS_LAMBDA_FUNCTION_NAME``) nothing is printed unless ``MODELFN_EMF_METRICS=on``.
 Tracing is optional: X-Ray subsegments (fetch, verify, session, infer) only when ``aws_xray_sdk``
-is importable, the process runs on Lambda and ``POWERTOOLS_TRACE_DISABLED`` is not true.
+is importable, the process runs on Lambda and ``POWERTOOLS_TRACE_DISABLED`` is not true. It is no
+dependency of modelfn: importing it costs ~300 ms of cold start (bench/bench_imports.py).
 The platform's variables are read here, as Powertools itself reads them; modelfn's own live in config.
 """
 
@@ -144,6 +145,6 @@ def _enable_tracing(env: Mapping[str, str], metrics: Metrics) -> bool:
         return False
     from aws_lambda_powertools import Tracer
 
-    tracer = Tracer()
+    tracer = Tracer(auto_patch=False)  # our own phases only: patching botocore & co. would trace every S3 call
     metrics.span_factory = tracer.provider.in_subsegment
     return True

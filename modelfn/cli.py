@@ -46,6 +46,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show literal [env MODELFN_…] and [a|b], not rich markup
 )
 
 
@@ -361,10 +362,10 @@ def quickstart(
 # app.command("name")(module.function)
 app.command("keygen")(keys_command.keygen)
 app.command("sign")(keys_command.sign)
-app.command("plan")(plan_command.plan)
 app.command("event")(event_command.event)
 app.command("batch")(batch_command.batch)
 app.command("deploy")(deploy_command.deploy)
+app.command("plan")(plan_command.plan)
 
 
 def main() -> None:

@@ -77,7 +77,9 @@ def conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, An
     import numpy as np
 
     target = numpy_dtype(spec.dtype)
-    if array.dtype != target:
+    if spec.dtype == "string":
+        array = _strings(array, spec.name)
+    elif array.dtype != target:
         same_kind = np.can_cast(array.dtype, target, casting="same_kind")
         int_to_number = array.dtype.kind in "iub" and target.kind in "iuf"
         if not (same_kind or int_to_number) or array.dtype.kind == "O":
@@ -92,6 +94,16 @@ def conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, An
         raise UnprocessableInput(
             f"input {spec.name!r} has shape {list(array.shape)}, expected {shown}", field=spec.name
         )
+    return array
+
+
+def _strings(array: np.ndarray[Any, Any], name: str) -> np.ndarray[Any, Any]:
+    """A string input takes text only: numbers or booleans are refused, never turned into their text."""
+
+    if array.dtype.kind == "U":
+        return array.astype(object)
+    if array.dtype.kind != "O" or (array.size and not all(isinstance(v, str) for v in array.reshape(-1).tolist())):
+        raise UnprocessableInput(f"input {name!r} must hold strings, got {array.dtype} values", field=name)
     return array
 
 

@@ -89,6 +89,8 @@ def decode_json_data(data: Any, datatype: str, shape: tuple[int, ...], *, field:
 
     target = numpy_dtype(datatype, field=field)
     expected = math.prod(shape)
+    if datatype == "BYTES":
+        return _json_strings(data, shape, expected, field=field)
     try:
         array = np.asarray(data if isinstance(data, list) else [data])
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -105,6 +107,40 @@ def decode_json_data(data: Any, datatype: str, shape: tuple[int, ...], *, field:
             f"tensor {field!r} has {array.size} elements but shape {list(shape)} needs {expected}", field=field
         )
     return array.reshape(shape)
+
+
+def _json_strings(data: Any, shape: tuple[int, ...], expected: int, *, field: str) -> Array:
+    """BYTES as JSON: strings kept exactly as sent (an object array: numpy's ``str`` arrays drop trailing NULs)."""
+    import numpy as np
+
+    items = _flat(data if isinstance(data, list) else [data], field=field)
+    if not all(isinstance(item, str) for item in items):
+        raise UnprocessableInput(f"tensor {field!r} data is not BYTES: every element must be a string", field=field)
+    if len(items) != expected:
+        raise UnprocessableInput(
+            f"tensor {field!r} has {len(items)} elements but shape {list(shape)} needs {expected}", field=field
+        )
+    array = np.empty(expected, dtype=object)
+    array[:] = items
+    return array.reshape(shape)
+
+
+def _flat(data: list[Any], *, field: str) -> list[Any]:
+    """Nested JSON lists flattened in row-major order (V2 allows flat or nested data)."""
+    out: list[Any] = []
+    stack: list[tuple[list[Any], int]] = [(data, 0)]
+    while stack:
+        items, at = stack.pop()
+        for index in range(at, len(items)):
+            item = items[index]
+            if isinstance(item, list):
+                if len(stack) >= MAX_RANK:
+                    raise UnprocessableInput(f"tensor {field!r} data is nested too deeply", field=field)
+                stack.append((items, index + 1))
+                stack.append((item, 0))
+                break
+            out.append(item)
+    return out
 
 
 def decode_binary_data(raw: memoryview, datatype: str, shape: tuple[int, ...], *, field: str) -> Array:

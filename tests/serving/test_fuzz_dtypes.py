@@ -35,27 +35,6 @@ MODEL_DTYPES = [
 V2_TYPES = list(V2_TO_NUMPY)
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CLIENT_ERRORS = {400, 404, 413, 415, 422}
-STRINGIFIED = {("string", t) for t in V2_TYPES if t != "BYTES"}
-"""Open defect, narrowed out: BOOL and numeric V2 tensors sent to a string input reach the model as
-their text (``true`` → ``"True"``, ``1`` → ``"1.0"`` for FP32) instead of a 422; ``runtime.base.conform``
-lets any dtype become ``object``. Remove this set when that is fixed: the pairs then must refuse."""
-
-
-def narrowed(model_dtype: str, datatype: str, data: list[Any]) -> tuple[str, list[Any]]:
-    """The request with the open string-input defects taken out (see STRINGIFIED and TEXT).
-
-    Also open: numbers mixed with strings in one BYTES tensor are stringified (``["a", 1]`` reaches the
-    model as ``["a", "1"]``: ``numpy.asarray`` makes a ``str`` array of them), so for a string input the
-    non-string items of a mixed list are dropped. Remove both when ``codecs.decode_json_data`` keeps
-    BYTES data as the objects sent.
-    """
-    if model_dtype != "string":
-        return datatype, data
-    if (model_dtype, datatype) in STRINGIFIED:
-        datatype = "BYTES"
-    if any(isinstance(v, str) for v in data):
-        data = [v for v in data if isinstance(v, str)]
-    return datatype, data
 
 
 def identity_onnx(dtype: str) -> bytes:
@@ -162,8 +141,6 @@ def test_every_datatype_pair_echoes_exactly_or_answers_a_typed_4xx(
 ) -> None:
     client = clients[model_dtype]
     for datatype in V2_TYPES:
-        if (model_dtype, datatype) in STRINGIFIED:
-            continue
         # GIVEN a value of this datatype's family that the model's dtype could hold
         value = fitting_value(datatype)
         body = {"inputs": [{"name": "x", "shape": [2], "datatype": datatype, "data": [value, value]}]}
@@ -200,10 +177,8 @@ FLOAT_EDGES = [
 ] + [5e-324, -0.0, 6e-8, 1e-45, 1.7976931348623157e308]
 INTS = st.sampled_from(BOUNDARIES) | st.integers(min_value=-(2**70), max_value=2**70)
 FLOATS = st.sampled_from(FLOAT_EDGES) | st.floats(allow_nan=False, allow_infinity=False)
-TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12)
-"""Any Unicode text but NUL. Open defect, narrowed out: trailing U+0000 characters are dropped before a string
-input (``"a\\x00"`` → ``"a"``) because the JSON data passes through numpy's fixed-width ``str`` arrays, which
-strip trailing NULs, before becoming ``object``; the echo must be exact."""
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+"""Any Unicode text, NUL included (numpy's fixed-width ``str`` arrays would drop a trailing U+0000)."""
 ANY_VALUE = INTS | FLOATS | st.booleans() | TEXT | st.none()
 DATA = (
     st.lists(INTS, max_size=6)
@@ -223,7 +198,6 @@ def test_v2_json_values_reach_the_model_unchanged_or_are_refused(
     clients: dict[str, SyncASGIClient], model_dtype: str, datatype: str, data: list[Any], name: str, shape_delta: int
 ) -> None:
     # GIVEN any values (out of every range, non-ASCII text, mixed kinds) under any datatype and name
-    datatype, data = narrowed(model_dtype, datatype, data)
     shape = [max(0, len(data) + shape_delta)]
     body = {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]}
     # WHEN posted to the Identity model of this dtype
@@ -339,3 +313,27 @@ def test_odd_header_values_answer_a_typed_4xx(
     # THEN the request is served or refused naming a header, never a 5xx
     if response.status_code != 200:
         assert_client_error(response)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "status"),
+    [
+        ("BYTES", ["a\x00", "\x00", "b"], 200),  # trailing NULs kept (numpy's str arrays would drop them)
+        ("BYTES", ["a", 1, "b"], 422),  # a number among strings is not text
+        ("BYTES", [True, "b", "c"], 422),
+        ("FP32", [1.0, 2.0, 3.0], 422),  # numbers are never turned into their text
+        ("BOOL", [True, False, True], 422),
+    ],
+)
+def test_a_string_input_takes_exactly_the_strings_sent(
+    clients: dict[str, SyncASGIClient], datatype: str, data: list[Any], status: int
+) -> None:
+    # GIVEN the string Identity model WHEN a V2 tensor of this datatype is sent
+    body = {"inputs": [{"name": "x", "shape": [3], "datatype": datatype, "data": data}]}
+    response = infer(clients["string"], "string", body)
+    # THEN exactly the strings sent come back, or a 422 names the input
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json()["outputs"][0]["data"] == data
+    else:
+        assert response.json()["field"] == "x"

@@ -78,10 +78,14 @@ class RouteNotFound(ModelfnError):
 
 
 class MethodNotAllowed(ModelfnError):
-    """Raise when the route exists but not for this HTTP method."""
+    """Raise when the route exists but not for this HTTP method; ``allow`` lists the ones it takes."""
 
     status_code = 405
     code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: tuple[str, ...], field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.allow = allow
 
 
 # --- availability (5xx that clients should retry) -------------------------------------------

@@ -58,6 +58,9 @@ def error_response(exc: ModelfnError) -> Response:
     retry_after = getattr(exc, "retry_after_s", None)
     if exc.status_code == 503:
         headers = (("retry-after", str(retry_after if retry_after is not None else 5)),)
+    allow = getattr(exc, "allow", None)
+    if allow:
+        headers = (("allow", ", ".join(allow)),)  # RFC 9110: a 405 lists the methods the route takes
     return Response(status=exc.status_code, body=dumps(exc.to_dict()), headers=headers)
 
 

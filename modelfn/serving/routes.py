@@ -61,7 +61,8 @@ def check_method(route: RouteName | CompatRouteName, method: str) -> None:
     """405 naming the method the route takes."""
     wanted = "POST" if route in POST_ROUTES else "GET"
     if method != wanted and not (wanted == "GET" and method == "HEAD"):
-        raise MethodNotAllowed(f"{method} is not allowed here; use {wanted}", field="method")
+        allow = (wanted,) if wanted == "POST" else ("GET", "HEAD")
+        raise MethodNotAllowed(f"{method} is not allowed here; use {wanted}", allow=allow, field="method")
 
 
 def check_deadline(context: Any, margin_ms: int) -> None:

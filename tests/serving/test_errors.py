@@ -105,6 +105,17 @@ def test_413_names_the_limit(client: SyncASGIClient) -> None:
     assert "65536" in response.json()["error"] and "max_body_bytes" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("GET", "/predict", "POST"), ("TRACE", "/predict", "POST"), ("POST", "/v2/health/ready", "GET, HEAD")],
+)
+def test_405_lists_the_methods_the_route_takes(client: SyncASGIClient, method: str, path: str, allow: str) -> None:
+    # GIVEN a route called with a method it does not take
+    response = client.request(method, path)
+    # THEN the 405 carries the Allow header RFC 9110 requires
+    assert response.status_code == 405 and response.headers["allow"] == allow
+
+
 def test_body_at_the_limit_is_read(linear: LoadedBundle) -> None:
     # GIVEN a limit that exactly fits a valid request
     body = b'{"instances": [[1, 2, 3, 4]]}'

@@ -30,6 +30,7 @@ HTTP_ROUTES = {
     "POST /predict", "GET /v2/health/live", "GET /v2/health/ready", "GET /v2/models/{name}",
     "GET /v2/models/{name}/ready", "POST /v2/models/{name}/infer", "GET /v2/models/{name}/versions/{version}",
     "GET /v2/models/{name}/versions/{version}/ready", "POST /v2/models/{name}/versions/{version}/infer",
+    "GET /v1/models", "GET /v1/{proxy+}", "POST /v1/{proxy+}", "POST /predictions/{proxy+}", "GET /ping",
 }  # fmt: skip
 S3_READ = {"s3:GetObject", "s3:GetObjectVersion"}
 S3_WRITE = {"s3:PutObject", "s3:AbortMultipartUpload"}
@@ -155,6 +156,12 @@ def test_http_api_v2_routes_cover_v2_and_predict(default_template: dict[str, Any
     [integration] = resources(default_template, "AWS::ApiGatewayV2::Integration").values()
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
     assert resources(default_template, "AWS::ApiGateway::ApiKey") == {}  # auth is IAM/JWT, never API keys
+    # AND every route is IAM-authorized (SECURITY.md rule 18: the platform authenticates callers)
+    kinds = {
+        r["Properties"].get("AuthorizationType")
+        for r in resources(default_template, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert kinds == {"AWS_IAM"}
 
 
 def test_storage_function_gets_the_filtered_bucket_notification(custom_template: dict[str, Any]) -> None:

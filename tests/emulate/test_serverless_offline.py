@@ -70,7 +70,8 @@ def _start_offline(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[byt
     """Start serverless-offline on free ports and wait until it answers; retry when a port was taken meanwhile."""
     for _ in range(3):
         http_port, lambda_port = free_port(), free_port()
-        command = osls_command("offline", "start", "--host", "127.0.0.1", "--httpPort", str(http_port),
+        # --noAuth: the routes are IAM-authorized (the platform's auth), which serverless-offline cannot emulate
+        command = osls_command("offline", "start", "--noAuth", "--host", "127.0.0.1", "--httpPort", str(http_port),
                                "--lambdaPort", str(lambda_port))  # fmt: skip
         with log.open("ab") as sink:
             proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,

@@ -53,10 +53,13 @@ def test_sam_template_routes_and_auth() -> None:
     template: dict[str, Any] = yaml.safe_load((INFRA / "sam" / "template.yaml").read_text())
     resources = template["Resources"]
     events = resources["HttpFunction"]["Properties"]["Events"]
-    # HTTP API v2 routes for the Open Inference Protocol and /predict
+    # HTTP API v2 routes for the Open Inference Protocol, /predict and the TF Serving / TorchServe routes
     assert {(e["Type"], e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()} == {
         ("HttpApi", "ANY", "/v2/{proxy+}"),
         ("HttpApi", "POST", "/predict"),
+        ("HttpApi", "ANY", "/v1/{proxy+}"),
+        ("HttpApi", "POST", "/predictions/{proxy+}"),
+        ("HttpApi", "GET", "/ping"),
     }
     # Auth is the platform's (IAM), never API keys (SECURITY.md rule 18)
     assert resources["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"

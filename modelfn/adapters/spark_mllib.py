@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelfn.adapters._converter_error import converter_failure
+from modelfn.adapters._spark_one_hot import default_one_hot_encoder_converts
 from modelfn.adapters.base import ExportResult, SampleInput, class_from, import_extra
 from modelfn.errors import PackagingError
 
@@ -49,8 +50,8 @@ SESSION_CONFIG: dict[str, str] = {
 """A build-time session: one core, no UI, loopback only, small heap."""
 SESSION_MASTER = "local[1]"
 _ONE_HOT_HINT = (
-    " (onnxmltools converts OneHotEncoder(dropLast=False) or OneHotEncoder(handleInvalid='keep'), not Spark's"
-    " default dropLast=True with handleInvalid='error'; refit with one of those)"
+    " (OneHotEncoder(handleInvalid='keep', dropLast=False) adds a column for invalid values that ONNX's"
+    " OneHotEncoder cannot produce; refit with dropLast=True, or with handleInvalid='error')"
 )
 
 
@@ -108,7 +109,11 @@ class SparkMLlibAdapter:
         ]
         try:
             session = self._session()
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                warnings.catch_warnings(),
+                default_one_hot_encoder_converts(),
+            ):
                 # some converters pprint their attributes; tree converters read model data via toPandas
                 warnings.filterwarnings("ignore", message="toPandas attempted Arrow optimization", category=UserWarning)
                 onx = onnxmltools.convert_sparkml(

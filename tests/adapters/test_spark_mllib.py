@@ -356,22 +356,44 @@ def test_string_columns_convert_and_serve_as_people_send_them(
     assert manifest.preprocessing is not None and "['color'] not seen in training" in manifest.preprocessing
 
 
-def test_default_one_hot_encoder_error_says_what_converts(spark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("handle_invalid", ["error", "keep"])
+def test_spark_default_one_hot_encoder_converts(spark: Any, tmp_path: Path, handle_invalid: str) -> None:
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 
-    # GIVEN a pipeline with Spark's default OneHotEncoder (dropLast=True, handleInvalid='error')
-    frame = spark.createDataFrame([("a", 0.0), ("b", 1.0), ("c", 0.0), ("a", 1.0)], ["color", "label"])
+    # GIVEN a pipeline with Spark's default OneHotEncoder (dropLast=True; handleInvalid 'error', the default, or 'keep')
+    colors = ["a", "b", "c", "a", "b", "c", "a", "c"]
+    frame = spark.createDataFrame([(c, float(c == "b")) for c in colors], ["color", "label"])
     stages: list[Any] = [
         StringIndexer(inputCol="color", outputCol="ci"),
-        OneHotEncoder(inputCols=["ci"], outputCols=["cv"]),
+        OneHotEncoder(inputCols=["ci"], outputCols=["cv"], handleInvalid=handle_invalid),
+        VectorAssembler(inputCols=["cv"], outputCol="features"),
+        LogisticRegression(maxIter=20),
+    ]
+    model = Pipeline(stages=stages).fit(frame)
+    # WHEN packaged (the last category's column is dropped: it encodes as all zeros)
+    manifest = package(model, {"color": np.array(["a", "b", "c"])}, tmp_path / "b", name="ohe")
+    # THEN the ONNX model agrees with Spark on every category, the dropped one included
+    assert manifest.parity is not None and manifest.parity.label_agreement == 1.0
+    assert manifest.parity.max_abs_diff <= 1e-5
+
+
+def test_one_hot_encoder_that_onnx_cannot_express_says_what_converts(spark: Any, tmp_path: Path) -> None:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
+
+    # GIVEN an encoder keeping an extra column for invalid values (handleInvalid='keep', dropLast=False)
+    frame = spark.createDataFrame([("a", 0.0), ("b", 1.0), ("c", 0.0), ("a", 1.0)], ["color", "label"])
+    stages: list[Any] = [
+        StringIndexer(inputCol="color", outputCol="ci", handleInvalid="keep"),
+        OneHotEncoder(inputCols=["ci"], outputCols=["cv"], handleInvalid="keep", dropLast=False),
         VectorAssembler(inputCols=["cv"], outputCol="features"),
         LogisticRegression(maxIter=5),
     ]
     model = Pipeline(stages=stages).fit(frame)
-    # WHEN packaged
-    # THEN the short error names the encoder settings onnxmltools converts
-    with pytest.raises(PackagingError, match=r"dropLast=False") as info:
+    # WHEN packaged THEN the short error names the settings that convert
+    with pytest.raises(PackagingError, match=r"dropLast=True") as info:
         package(model, {"color": np.array(["a", "b"])}, tmp_path / "b", name="ohe")
     assert len(info.value.message) < 800

@@ -120,9 +120,9 @@ def walk_input(url: str) -> InputObjects:
 
 def check_output_outside(input_url: str, output_url: str) -> None:
     """Refuse an output location inside the input (a re-run would score its own results)."""
-    inside = _location(output_url)
-    outside = _location(input_url)
-    if inside[0] == outside[0] and (inside[1] + "/").startswith(outside[1].rstrip("/") + "/"):
+    from modelfn.batch.locations import contains
+
+    if contains(input_url, output_url):
         raise ConfigError(
             f"output {output_url!r} lies inside input {input_url!r}; choose an output outside it", field="output"
         )
@@ -173,15 +173,6 @@ def _single(store: Store, name: str) -> InputObjects:
     if info is None:
         raise ObjectNotFound(f"input {store.url.rstrip('/')}/{name} does not exist", field="input")
     return InputObjects(store, [info], [])
-
-
-def _location(url: str) -> tuple[str, str]:
-    """(``local`` or the bucket, the absolute path or key prefix) of a location, for containment checks."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("", "file"):  # s3://, and s3a:// or hdfs:// for the Spark engine
-        return f"{parts.scheme}:{parts.netloc}", parts.path.strip("/")
-    path = Path(unquote(parts.path) if parts.scheme == "file" else url).expanduser()
-    return "local", str(path.resolve())
 
 
 class _Progress:

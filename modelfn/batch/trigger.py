@@ -225,19 +225,9 @@ def _check_deadline(context: LambdaContext | None) -> None:
 
 def _overlaps(a: str, b: str) -> bool:
     """True when one location is inside the other (same scheme/bucket, one prefix containing the other)."""
-    x, y = _normal(a), _normal(b)
-    return x.startswith(y) or y.startswith(x)
+    from modelfn.batch.locations import contains
 
-
-def _normal(url: str) -> str:
-    """``s3://bucket/prefix/`` or ``file:///abs/path/`` with one trailing slash."""
-    from pathlib import Path
-    from urllib.parse import urlsplit
-
-    if urlsplit(url).scheme in ("", "file"):
-        path = urlsplit(url).path if url.startswith("file:") else url
-        return Path(path).absolute().as_uri().rstrip("/") + "/"
-    return url.rstrip("/") + "/"
+    return contains(a, b) or contains(b, a)
 
 
 def _summary(outcome: JobOutcome) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 import msgspec
 from msgspec import Meta, Struct, field
 
+from modelfn.bundle.processing import Processing
 from modelfn.errors import UnsafeBundleError
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -144,6 +145,9 @@ class Manifest(_Strict, frozen=True, kw_only=True):
     parity: ParityReport | None = None
     compression: CompressionReport | None = None
     preprocessing: str | None = None
+    """Free-text notes on what the caller must do to inputs (custom code, adapters); not applied."""
+    processing: Processing | None = None
+    """The declared pipeline applied at run time (``modelfn.processing``); signed with the manifest."""
     encryption: Encryption | None = None
     """Set when the artifact is stored encrypted; it is decrypted in memory only, after verification."""
     created_at: dt.datetime
@@ -152,6 +156,32 @@ class Manifest(_Strict, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.encryption is not None and self.runtime != "onnx":
             raise ValueError("encryption applies to onnx artifacts only")
+        if self.processing is not None:
+            self._check_processing(self.processing)
+
+    def _check_processing(self, processing: Processing) -> None:
+        """Every name the pipeline uses is one of the model's, and an image input can hold the images."""
+        inputs = {spec.name: spec for spec in self.inputs}
+        outputs = {spec.name for spec in self.outputs}
+        image, records, output = processing.image, processing.records, processing.output
+        if image is not None:
+            spec = inputs.get(image.input)
+            if spec is None:
+                raise ValueError(f"processing.image.input {image.input!r} is not a model input")
+            if len(spec.shape) != 4 or not spec.is_compatible(tuple(max(d, 1) for d in image.tensor_shape())):
+                raise ValueError(
+                    f"processing.image makes {image.layout} tensors {image.tensor_shape()};"
+                    f" input {spec.name!r} takes {spec.shape}"
+                )
+            if spec.dtype != image.dtype:
+                raise ValueError(f"processing.image makes {image.dtype}; input {spec.name!r} takes {spec.dtype}")
+        if records is not None:
+            wanted = [records.input] if records.input is not None else records.features
+            missing = [name for name in wanted if name not in inputs]
+            if missing:
+                raise ValueError(f"processing.records names {missing[0]!r}, which is not a model input")
+        if output is not None and output.output not in outputs:
+            raise ValueError(f"processing.output.output {output.output!r} is not a model output")
 
     def to_json(self) -> bytes:
         """Canonical JSON bytes (sorted keys, indented) as written into the bundle."""

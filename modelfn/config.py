@@ -57,7 +57,8 @@ class Settings:
     pinned_digest: str | None = None
     """Refuse any bundle whose root digest (sha256 hex) differs from this."""
     providers: tuple[str, ...] = ()
-    """onnxruntime execution providers; empty means CUDA when available, else CPU."""
+    """onnxruntime execution providers (``cpu``, ``cuda`` or full names), in order; empty means CPU. With ``cpu``
+    listed last a missing accelerator falls back to CPU (logged, ProviderFallback metric); without it, it is needed."""
     allow_custom_code: bool = False
     """Serve bundles that carry Python code (only from trusted signers)."""
     decryption_key_file: str | None = None

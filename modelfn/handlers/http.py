@@ -10,6 +10,7 @@ from __future__ import annotations
 from mangum import Mangum
 
 from modelfn.config import Settings
+from modelfn.handlers._base64_body import HANDLERS as BASE64_BODY_HANDLERS
 from modelfn.handlers._snapstart import register as register_snapstart_hooks
 from modelfn.serving.asgi import create_app
 from modelfn.serving.observability import LambdaObservability
@@ -21,4 +22,4 @@ state = ModelState.load(settings)
 observability.serve(state)
 register_snapstart_hooks(state)  # SnapStart: snapshot only a verified model; fresh randomness and clients per restore
 app = create_app(state)
-handler = observability.wrap(Mangum(app, lifespan="off"))
+handler = observability.wrap(Mangum(app, lifespan="off", custom_handlers=BASE64_BODY_HANDLERS))

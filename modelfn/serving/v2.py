@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelfn._version import __version__
 from modelfn.errors import InvalidRequest
-from modelfn.serving import codecs
+from modelfn.serving import codecs, tensor_body
 from modelfn.serving.inference import BINARY_TYPES, JSON_TYPES, header_int, require_content_type, run_model
 from modelfn.serving.responses import OCTET_STREAM, Response, dumps, json_response
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from modelfn.bundle.manifest import TensorSpec
+    from modelfn.loader import LoadedBundle
     from modelfn.serving.state import ModelState
 
 SERVER_NAME = "modelfn"
@@ -69,6 +70,8 @@ def model_ready(state: ModelState, name: str, version: str | None = None) -> Res
 def infer(state: ModelState, name: str, version: str | None, body: bytes, headers: Mapping[str, str]) -> Response:
     """``POST /v2/models/{name}[/versions/{v}]/infer``."""
     bundle = state.require_model(name, version)
+    if tensor_body.is_tensor_body(headers):
+        return _infer_tensor_body(bundle, body, headers)
     require_content_type(headers, JSON_TYPES + BINARY_TYPES)
     header, binary = _split_body(body, headers.get(HEADER_LENGTH))
     request = codecs.loads(header)
@@ -77,6 +80,27 @@ def infer(state: ModelState, name: str, version: str | None, body: bytes, header
     feeds = _decode_inputs(request.get("inputs"), binary)
     wanted = _requested_outputs(request)
     results = run_model(bundle.model, feeds, [n for n, _ in wanted] if wanted else None)
+    return _respond(bundle, request, wanted, results)
+
+
+def _infer_tensor_body(bundle: LoadedBundle, body: bytes, headers: Mapping[str, str]) -> Response:
+    """A raw ``octet-stream`` / ``.npy`` body for the single input: a V2 JSON reply, or the tensor if accepted."""
+    form = tensor_body.reply_form(headers)
+    tensor_body.check_reply_form(form, bundle.model.output_names)
+    input_name, array = tensor_body.decode(body, headers, bundle.manifest)
+    results = run_model(bundle.model, {input_name: array})
+    if form != tensor_body.JSON:
+        return tensor_body.tensor_response(results, form)
+    return _respond(bundle, {}, [], results)
+
+
+def _respond(
+    bundle: LoadedBundle,
+    request: Mapping[str, Any],
+    wanted: list[tuple[str, bool | None]],
+    results: Mapping[str, npt.NDArray[Any]],
+) -> Response:
+    """The V2 response: JSON outputs, or a JSON header followed by the binary ones."""
     default_binary = _parameters(request, "request").get("binary_data_output", False) is True
     binary_of = dict(wanted) if wanted else {}
     response: dict[str, Any] = {"model_name": bundle.manifest.name, "model_version": str(bundle.manifest.version)}

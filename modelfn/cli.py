@@ -259,6 +259,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [env MODELFN_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env MODELFN_PORT]")] = None,
     threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads [env MODELFN_THREADS]")] = None,
+    max_batch_size: Annotated[
+        int | None,
+        typer.Option(help="Merge concurrent requests into runs of up to N rows; 1 = off [env MODELFN_MAX_BATCH_SIZE]"),
+    ] = None,
+    max_batch_delay_ms: Annotated[
+        float | None,
+        typer.Option(help="With batching: the longest a request waits for others, ms [env MODELFN_MAX_BATCH_DELAY_MS]"),
+    ] = None,
     allow_custom_code: CustomCodeOpt = None,
     lambda_rie: Annotated[
         bool,
@@ -282,6 +290,7 @@ def serve(
         settings = _settings(
             config, trust, model_name=model, store_url=store, model_version=version, host=host, port=port,
             threads=threads, allow_custom_code=allow_custom_code, output_url=output,
+            max_batch_size=max_batch_size, max_batch_delay_ms=max_batch_delay_ms,
         )  # fmt: skip
         if lambda_rie:
             _serve_lambda(settings, handler)

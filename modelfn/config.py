@@ -20,6 +20,7 @@ from modelfn.errors import ConfigError
 DEFAULT_STORE_URL = "./.modelfn/store"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invoke payload limit
 CONFIG_FILE_ENV = "MODELFN_CONFIG"
+MAX_BATCH_DELAY_MS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Settings:
     log_level: str = "INFO"
     emf_metrics: str = "auto"
     """CloudWatch EMF metric lines on stdout: ``auto`` (only inside Lambda), ``on`` or ``off``."""
+    max_batch_size: int = 1
+    """Container mode: rows merged from concurrent requests into one model run; 1 (the default) is no batching."""
+    max_batch_delay_ms: float = 5.0
+    """Container mode, batching on: the longest a queued request waits for others to join its run."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -116,6 +121,15 @@ class Settings:
         if self.wsgi_app is not None and not _is_import_string(self.wsgi_app):
             raise ConfigError(
                 f"wsgi_app must be 'module:attribute' (e.g. 'app:app'), got {self.wsgi_app!r}", field="wsgi_app"
+            )
+        if self.max_batch_size < 1:
+            raise ConfigError(
+                f"max_batch_size must be >= 1 (1 turns batching off), got {self.max_batch_size}", field="max_batch_size"
+            )
+        if not (math.isfinite(self.max_batch_delay_ms) and 0 <= self.max_batch_delay_ms <= MAX_BATCH_DELAY_MS):
+            raise ConfigError(
+                f"max_batch_delay_ms must be in 0..{MAX_BATCH_DELAY_MS}, got {self.max_batch_delay_ms}",
+                field="max_batch_delay_ms",
             )
         if self.emf_metrics not in ("auto", "on", "off"):
             raise ConfigError(

@@ -126,7 +126,7 @@ def run_server(settings: Settings) -> None:
     from modelfn.serving.asgi import create_app
     from modelfn.serving.state import ModelState
 
-    state = ModelState.pending(settings)
+    state = ModelState.pending(settings, batching=True)  # adaptive batching when max_batch_size > 1
     _install_prometheus()  # before the load, so its phase timings and failures are counted
     # Per-request access lines only at DEBUG: platforms (Knative, Cloud Run, ALB) log requests themselves,
     # and writing one line per call costs more than the inference of a small model.
@@ -151,6 +151,7 @@ def run_server(settings: Settings) -> None:
         server.run()
     finally:
         supervisor.stop()
+        state.close()
     if gave_up:
         raise ModelNotReady(
             f"model {settings.model_name or '(unset)'} did not load after {state.attempts} attempt(s)"

@@ -64,6 +64,8 @@ class LeanApp:
             return
         try:
             response = await self._handle(scope, receive)
+            if response is None:  # the client disconnected while its request waited for a batch
+                return
         except ModelfnError as exc:
             METRICS.add(error_metric(exc.code))
             response = error_response(exc)
@@ -71,7 +73,7 @@ class LeanApp:
             response = unexpected_error_response(exc)
         await _send(send, response, head=scope["method"] == "HEAD")
 
-    async def _handle(self, scope: Scope, receive: Receive) -> Response:
+    async def _handle(self, scope: Scope, receive: Receive) -> Response | None:
         route = resolve(scope["method"], scope["path"])
         headers = request_headers(scope)
         if route[0] not in POST_ROUTES:
@@ -82,6 +84,8 @@ class LeanApp:
         with METRICS.timed(INFERENCE_LATENCY, span="infer"):
             if context is not None:  # one invocation per Lambda sandbox: no thread hop
                 return run_route(self.state, route, headers, body)
+            if self.state.batcher is not None:  # container batching: its own request threads, disconnects watched
+                return await self.state.batcher.call(receive, run_route, self.state, route, headers, body)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, run_route, self.state, route, headers, body)
 

@@ -12,7 +12,14 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import RouteNotFound
-from modelfn.serving.metrics import ERROR_PREFIX, METRICS, MILLISECONDS, Metrics
+from modelfn.serving.metrics import (
+    ERROR_PREFIX,
+    INFERENCE_BATCH_ROWS,
+    INFERENCE_BATCH_SIZE,
+    METRICS,
+    MILLISECONDS,
+    Metrics,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -20,6 +27,9 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS_MS = (0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 """Histogram bounds in milliseconds: sub-ms MLP calls up to a minute-long cold load."""
 ERRORS = "Errors"
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+COUNT_HISTOGRAMS = frozenset({INFERENCE_BATCH_SIZE, INFERENCE_BATCH_ROWS})
+"""Counts observed per event (requests or rows per batched run) rather than summed."""
 
 
 class PrometheusSink:
@@ -36,7 +46,7 @@ class PrometheusSink:
     def __call__(self, name: str, value: float, unit: str) -> None:
         if name.startswith(ERROR_PREFIX):
             self._get(ERRORS, "Count").labels(type=name[len(ERROR_PREFIX) :]).inc(value)
-        elif unit == MILLISECONDS:
+        elif unit == MILLISECONDS or name in COUNT_HISTOGRAMS:
             self._get(name, unit).observe(value)
         elif unit == "Count":
             self._get(name, unit).inc(value)
@@ -57,6 +67,8 @@ class PrometheusSink:
                 series = Counter(name, "modelfn errors by type (the error code)", ["type"], registry=self.registry)
             elif unit == MILLISECONDS:
                 series = Histogram(name, doc, buckets=LATENCY_BUCKETS_MS, registry=self.registry)
+            elif name in COUNT_HISTOGRAMS:
+                series = Histogram(name, doc, buckets=BATCH_BUCKETS, registry=self.registry)
             elif unit == "Count":
                 series = Counter(name, doc, registry=self.registry)
             else:

@@ -20,6 +20,7 @@ from modelfn.serving.metrics import METRICS, MODEL_LOAD_FAILED, Metrics
 if TYPE_CHECKING:
     from modelfn.config import Settings
     from modelfn.loader import LoadedBundle
+    from modelfn.serving.batching import Batcher
 
 logger = logging.getLogger("modelfn.serving")
 
@@ -28,9 +29,18 @@ class ModelState:
     """Holds the loaded bundle or the load failure; every route asks it first."""
 
     def __init__(
-        self, settings: Settings, bundle: LoadedBundle | None = None, failure: ModelfnError | None = None
+        self,
+        settings: Settings,
+        bundle: LoadedBundle | None = None,
+        failure: ModelfnError | None = None,
+        *,
+        batching: bool = False,
     ) -> None:
         self.settings = settings
+        self.batching = batching
+        """Container mode: merge concurrent requests per ``settings.max_batch_size`` once a model loads."""
+        self.batcher: Batcher | None = None
+        """The running batcher, when batching is on and the loaded model allows it."""
         self.bundle = bundle
         self.failure = failure
         self.attempts = 0
@@ -46,9 +56,9 @@ class ModelState:
         return state
 
     @classmethod
-    def pending(cls, settings: Settings) -> ModelState:
+    def pending(cls, settings: Settings, *, batching: bool = False) -> ModelState:
         """Not ready yet: a background loader will ``record`` each attempt (container mode)."""
-        return cls(settings)
+        return cls(settings, batching=batching)
 
     def record(self, outcome: LoadedBundle | ModelfnError, *, retry_in_s: float | None = None) -> None:
         """Keep one attempt's outcome; a loaded model is never replaced by a later one."""
@@ -57,8 +67,17 @@ class ModelState:
                 self.failure = outcome
                 self.retry_at = None if retry_in_s is None else time.monotonic() + retry_in_s
             else:
+                if self.batching:
+                    from modelfn.serving.batching import batched_bundle
+
+                    outcome, self.batcher = batched_bundle(outcome, self.settings)
                 self.bundle, self.failure, self.retry_at = outcome, None, None
         self.attempts += 1
+
+    def close(self) -> None:
+        """Stop the batcher's worker, if any (server shutdown)."""
+        if self.batcher is not None:
+            self.batcher.close()
 
     def retry_after_s(self) -> int:
         """Seconds a client should wait: until the next scheduled attempt, else the default."""

@@ -1,7 +1,8 @@
-"""Shared pieces of the benchmarks: reference-bench location, models, moto S3, publishing a bundle.
+"""Shared pieces of the benchmarks: where results and models live, building models, publishing a bundle.
 
-Benchmarks run beside the reference scripts in ../shared/reference-bench (override with
-MODELFN_REFERENCE_BENCH) so every ratio compares numbers from one run on one machine.
+Everything here runs from a clone of the repository alone: the models come from bench/models.py, the
+floor from bench/floor.py, the peers from bench/peers/. ``REFERENCE`` (../shared/reference-bench, or
+``MODELFN_REFERENCE_BENCH``) is only read by ``--check-against-reference``, when that folder exists.
 """
 
 from __future__ import annotations
@@ -22,21 +23,13 @@ REFERENCE = Path(os.environ.get("MODELFN_REFERENCE_BENCH", ROOT.parent / "shared
 INPUT_SHAPES = {"rf": (64,), "lr": (64,), "mlp": (784,), "cnn": (3, 224, 224)}
 
 
-def reference_module(name: str) -> Any:
-    """Import a module from the reference bench (its _moto and _util helpers)."""
-    if not REFERENCE.is_dir():
-        raise SystemExit(f"reference bench not found at {REFERENCE}; set MODELFN_REFERENCE_BENCH")
-    sys.path.insert(0, str(REFERENCE))
-    return __import__(name)
-
-
 def ensure_models(names: list[str]) -> None:
-    """Build the reference models (sklearn RF/LR, torch MLP/CNN) once with the reference script."""
-    if all((MODELS / f"{n}.onnx").exists() for n in names):
+    """Build the benchmark models that are not cached yet (bench/models.py)."""
+    needed = [MODELS / f"{n}.onnx" for n in names]
+    needed += [MODELS / f"{n}.joblib" for n in names if n in ("rf", "lr")]
+    if all(path.exists() for path in needed) and (MODELS / "digits_X.npy").exists():
         return
-    MODELS.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "BENCH_MODELS": str(MODELS), "BENCH_RESULTS": str(RESULTS)}
-    subprocess.run([sys.executable, str(REFERENCE / "make_models.py")], check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, str(Path(__file__).with_name("models.py")), "--only", ",".join(names)], check=True)
 
 
 def publish_onnx(name: str, store_url: str, key_dir: Path) -> dict[str, str]:

@@ -20,7 +20,7 @@ resetting the load phase's peak, as tests/batch/test_memory.py measures it).
 
 Usage: python bench/bench_batch.py [--rf-rows 100000] [--mlp-rows 10000] [--chunk 10000] [--runs 5]
                                    [--threads 0] [--skip-rss]
-The MLP (the reference bench's 784-512-512-10 torch model) takes 784 features: 100k rows of it is a
+The MLP (bench/models.py's 784-512-512-10 torch model) takes 784 features: 100k rows of it is a
 ~270 MB CSV, so its default row count is lower.
 """
 
@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MODELS, ensure_models, publish_onnx, reference_module, save
+from _common import MODELS, ensure_models, publish_onnx, save
+from _moto import moto_server
 
 RSS_CHILD = """
 import json, sys
@@ -209,9 +210,8 @@ def main() -> None:
     ap.add_argument("--skip-rss", action="store_true")
     args = ap.parse_args()
     ensure_models(["rf", "mlp"])
-    moto = reference_module("_moto")
     results: dict[str, Any] = {"models": {}, "threads": args.threads, "load_before": os.getloadavg()}
-    with moto.moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
+    with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         import boto3
 

@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import reference_module, save
+from _common import save
+from _moto import moto_server, s3_client
 
 FILES = ("manifest.json", "model.onnx", "model.sig")
 
@@ -41,14 +42,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--counts", default="1,100,1000")
     args = parser.parse_args()
-    moto = reference_module("_moto")
     results: dict[str, object] = {"runs": args.runs, "counts": {}}
-    with moto.moto_server() as endpoint:
+    with moto_server() as endpoint:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         from modelfn.repository.versions import resolve_listing
         from modelfn.store.s3 import S3Store
 
-        s3 = moto.s3_client(endpoint)
+        s3 = s3_client(endpoint)
         s3.create_bucket(Bucket="bench")
         store = S3Store("bench", "models", client=s3)
         lists = [0]

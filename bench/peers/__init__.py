@@ -1,0 +1,1 @@
+"""The peer harness: other model servers, each in its own virtual environment, measured like ``modelfn serve``."""

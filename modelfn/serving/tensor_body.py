@@ -12,6 +12,7 @@ Replies are JSON unless ``Accept`` asks for ``application/x-npy`` or ``applicati
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from modelfn.serving.inference import run_model
 from modelfn.serving.responses import Response, json_response
 
 if TYPE_CHECKING:
+    import numpy as np
     import numpy.typing as npt
 
     from modelfn.bundle.manifest import Manifest, TensorSpec
@@ -136,31 +138,10 @@ def _inferred_shape(spec: TensorSpec, count: int) -> tuple[int, ...]:
 
 def read_npy(body: bytes, *, field: str) -> Array:
     """A ``.npy`` file's array over ``body``: header parsed without pickle; object or record dtypes refused."""
-    import io
-    import tokenize
-
     import numpy as np
-    from numpy.lib import format as npy_format
 
-    stream = io.BytesIO(body)
-    try:
-        version = npy_format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = npy_format.read_array_header_1_0(stream, max_header_size=MAX_NPY_HEADER)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy_format.read_array_header_2_0(stream, max_header_size=MAX_NPY_HEADER)
-        else:
-            raise InvalidRequest(f"input {field!r}: .npy format version {version} is not read here", field=field)
-    except (ValueError, TypeError, KeyError, SyntaxError, OverflowError, EOFError, tokenize.TokenError) as exc:
-        raise InvalidRequest(f"input {field!r} is not a valid .npy file: {exc}", field=field) from exc
-    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
-        raise UnsupportedMediaType(
-            f"input {field!r}: .npy dtype {dtype.str!r} is refused; send plain numeric or boolean arrays",
-            field=field,
-        )
-    if len(shape) > MAX_RANK:
-        raise UnprocessableInput(f"input {field!r}: .npy rank {len(shape)} is over {MAX_RANK}", field=field)
-    start = stream.tell()
+    start = _npy_data_offset(body, field=field)
+    shape, fortran, dtype = npy_header(bytes(body[:start]), field)
     needed = math.prod(shape) * dtype.itemsize
     if len(body) - start != needed:
         raise UnprocessableInput(
@@ -171,6 +152,48 @@ def read_npy(body: bytes, *, field: str) -> Array:
     flat = np.frombuffer(body, dtype=dtype, offset=start, count=math.prod(shape))
     array = flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
     return _native(array)
+
+
+def _npy_data_offset(body: bytes, *, field: str) -> int:
+    """Where the data starts: magic, version, header length (2 bytes in 1.0, 4 in 2.0), header."""
+    if len(body) < 12 or body[:6] != b"\x93NUMPY":
+        raise InvalidRequest(f"input {field!r} is not a valid .npy file (no .npy magic)", field=field)
+    version = (body[6], body[7])
+    if version not in ((1, 0), (2, 0)):
+        raise InvalidRequest(f"input {field!r}: .npy format version {version} is not read here", field=field)
+    size = 2 if version == (1, 0) else 4
+    length = int.from_bytes(body[8 : 8 + size], "little")
+    if length > MAX_NPY_HEADER or 8 + size + length > len(body):
+        raise InvalidRequest(f"input {field!r}: .npy header length {length} does not fit", field=field)
+    return 8 + size + length
+
+
+@functools.lru_cache(maxsize=64)
+def npy_header(header: bytes, field: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """``(shape, fortran_order, dtype)`` of a .npy header, read by numpy (``ast.literal_eval``, no pickle).
+
+    Cached: a client sends the same header with every request, and parsing it is most of the decode.
+    """
+    import io
+    import tokenize
+
+    from numpy.lib import format as npy_format
+
+    stream = io.BytesIO(header)
+    try:
+        version = npy_format.read_magic(stream)
+        read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, fortran, dtype = read(stream, max_header_size=MAX_NPY_HEADER)
+    except (ValueError, TypeError, KeyError, SyntaxError, OverflowError, EOFError, tokenize.TokenError) as exc:
+        raise InvalidRequest(f"input {field!r} is not a valid .npy file: {exc}", field=field) from exc
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
+        raise UnsupportedMediaType(
+            f"input {field!r}: .npy dtype {dtype.str!r} is refused; send plain numeric or boolean arrays",
+            field=field,
+        )
+    if len(shape) > MAX_RANK:
+        raise UnprocessableInput(f"input {field!r}: .npy rank {len(shape)} is over {MAX_RANK}", field=field)
+    return tuple(shape), bool(fortran), dtype
 
 
 def _native(array: Array) -> Array:

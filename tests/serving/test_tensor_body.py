@@ -137,8 +137,10 @@ def test_npy_bodies_decode_dtype_shape_and_order_from_the_header(client: SyncASG
         (npy(X) + b"\0\0\0\0", 422),
         (b"\x93NUMPY\x01\x00\x10\x00{'descr': os.system}" + b" " * 8, 400),
         (b"not a npy file at all", 400),
+        (b"\x93NUMPY\x03\x00" + b"\0" * 16, 400),
+        (b"\x93NUMPY\x01\x00\xff\xff" + b" " * 16, 400),
     ],
-    ids=["object", "record", "unicode", "truncated", "trailing", "code-in-header", "garbage"],
+    ids=["object", "record", "unicode", "truncated", "trailing", "code-in-header", "garbage", "v3", "header-overrun"],
 )
 def test_unsafe_or_malformed_npy_is_refused(client: SyncASGIClient, body: bytes, status: int) -> None:
     # GIVEN a pickled object array, a record or text dtype, a size that disagrees with the header, or no .npy

@@ -61,7 +61,7 @@ def predict_examples(manifest: Manifest) -> list[Example]:
             json_example("instances", "Rows (TF Serving's row format)", {"instances": instances}),
             json_example("inputs", "Columns: {input: value}, or a bare value for one input", {"inputs": inputs}),
         ]
-        if manifest.labels:
+        if manifest.labels and (manifest.processing is None or manifest.processing.output is None):
             labelled = {"instances": instances, "return_labels": True}
             out.append(json_example("return_labels", "Rows, with the arg-max label per row", labelled))
         if len(manifest.inputs) == 1 and image is None:
@@ -123,7 +123,7 @@ def tfserving_examples(manifest: Manifest) -> list[Example]:
             json_example("image_b64", 'An image as {"b64": ...}', {"instances": [{"b64": b64}]}),
             json_example("image_b64_named", "An image named by its input", {"instances": [{image: {"b64": b64}}]}),
         ]
-    out += _records(manifest, "records", lambda r: {"instances": [r]})
+    out += _records(manifest, "records", lambda r: {"instances": [r]})[:1]  # JSON only: no CSV here
     rows = tensor_rows(manifest)
     if rows is not None:
         instances, inputs = rows

@@ -64,7 +64,12 @@ def package(
     name: Annotated[str, typer.Option("--name", "-n", help="Model name (lowercase, digits, . _ -)")],
     version: Annotated[int, typer.Option("--version", "-v", min=1, help="Bundle version (monotonic integer)")] = 1,
     sample: Annotated[
-        Path | None, typer.Option("--sample", help="Parity-check sample input (.npy; .npz for several inputs)")
+        Path | None,
+        typer.Option(
+            "--sample",
+            help="Parity-check sample input: .npy (.npz for several inputs), a .csv with a header (columns picked by"
+            " feature name), or an image / a folder of .jpg/.png/.webp images (run through --preprocess image:...)",
+        ),
     ] = None,
     framework: Annotated[
         str | None,
@@ -103,6 +108,62 @@ def package(
             "--encrypt", help="Store the model AES-256-GCM encrypted: kms:<key id|ARN|alias> or a wrapping key file"
         ),
     ] = None,
+    preprocess: Annotated[
+        str | None,
+        typer.Option(
+            "--preprocess",
+            help="Declare the bundle's preprocessing (signed, applied at run time): a .json/.toml file with image,"
+            " records and output tables, or image:size=224,resize=256,mean=imagenet,std=imagenet,layout=NCHW"
+            " (keys: the image fields; input= defaults to the only 4-D input), or records (named features)",
+        ),
+    ] = None,
+    feature_names: Annotated[
+        str | None,
+        typer.Option(
+            "--feature-names",
+            help="Feature names in the model's column order: a,b,c or @file (one per line); declares records",
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="Class labels in output order: a text file (one per line, like imagenet_classes.txt) or a JSON"
+            " list; overrides the framework's. With labels, output processing (labels, top-k) is declared",
+        ),
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", min=1, help="Output processing: how many labels to answer (default 5)")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold", min=0.0, max=1.0, help="Binary classifiers: probability of the positive (last) label"
+        ),
+    ] = None,
+    softmax: Annotated[
+        bool | None,
+        typer.Option(
+            "--softmax/--sigmoid",
+            help="Activation applied to the class scores; default: softmax (sigmoid for one score) when the sample"
+            " scores are not probabilities already, none otherwise",
+        ),
+    ] = None,
+    classify: Annotated[
+        bool | None,
+        typer.Option(
+            "--classify/--no-classify",
+            help="Declare output processing (labels, top-k); default: when labels are known",
+        ),
+    ] = None,
+    reference_preprocess: Annotated[
+        str | None,
+        typer.Option(
+            "--reference-preprocess",
+            help="module:function: your preprocessing, given a PIL image as opened from each --sample image and"
+            " returning its tensor; the pipeline's tensors must match it within --atol",
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="On failure, print the converter's full error and traceback")
     ] = False,
@@ -112,9 +173,18 @@ def package(
 
     from modelfn.adapters._converter_error import brief
     from modelfn.packaging import package as do_package
+    from modelfn.packaging_processing import ProcessingRequest
+    from modelfn.packaging_samples import read_sample
+    from modelfn.processing_flags import parse_names, read_labels
 
-    sample_value = _read_sample(sample) if sample else None
     try:
+        sample_value = read_sample(sample) if sample else None
+        request = ProcessingRequest(
+            preprocess=preprocess, feature_names=parse_names(feature_names) if feature_names else None,
+            labels=read_labels(labels) if labels else None, top_k=top_k, threshold=threshold,
+            activation=None if softmax is None else "softmax" if softmax else "sigmoid", classify=classify,
+            reference_preprocess=reference_preprocess,
+        )  # fmt: skip
         options = _parse_options(option or [])
         if params is not None:
             options["params"] = str(params)
@@ -123,7 +193,7 @@ def package(
             manifest = do_package(
                 model, sample_value, out, name=name, version=version, framework=framework, allow_pickle=allow_pickle,
                 atol=atol, rtol=rtol, options=options, converter_python=python, optimize=optimize, quantize=quantize,
-                min_agreement=min_agreement, encrypt=encrypt,
+                min_agreement=min_agreement, encrypt=encrypt, processing=request,
             )  # fmt: skip
         for warning in caught:
             typer.secho(f"warning: {warning.message}", err=True, fg=typer.colors.YELLOW)
@@ -156,6 +226,19 @@ def _report_package(manifest: Manifest, out: Path) -> None:
     if parity:
         agreement = "" if parity.label_agreement is None else f", label agreement {parity.label_agreement:.3f}"
         typer.echo(f"parity on {parity.samples} samples: max abs diff {parity.max_abs_diff:.3g}{agreement}")
+        if parity.preprocessing_max_abs_diff is not None:
+            top1 = parity.preprocessing_top1_agreement
+            typer.echo(
+                f"preprocessing parity vs {parity.preprocessing_reference} on {parity.preprocessing_samples} images:"
+                f" max abs diff {parity.preprocessing_max_abs_diff:.3g}"
+                + ("" if top1 is None else f", top-1 agreement {top1:.3f}")
+            )
+    if manifest.processing is not None:
+        parts = [p for p in ("image", "records", "output") if getattr(manifest.processing, p) is not None]
+        typer.echo(
+            f"processing declared: {', '.join(parts)}"
+            + (f" ({manifest.preprocessing})" if manifest.preprocessing else "")
+        )
     compression = manifest.compression
     if compression:
         native_agreement = compression.label_agreement_native
@@ -164,13 +247,6 @@ def _report_package(manifest: Manifest, out: Path) -> None:
             f"quantized {compression.weight_type}: {compression.size_before} -> {compression.size_after} bytes,"
             f" max abs diff vs float {compression.max_abs_diff_onnx:.3g}{agreement_text}"
         )
-
-
-def _read_sample(path: Path) -> object:
-    import numpy as np
-
-    loaded = np.load(path, allow_pickle=False)
-    return dict(loaded) if path.suffix == ".npz" else loaded
 
 
 @app.command()

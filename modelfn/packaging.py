@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from modelfn.adapters.base import Adapter, ExportResult
     from modelfn.bundle.encryption import KeyWrapper
     from modelfn.bundle.manifest import Manifest
+    from modelfn.packaging_processing import ProcessingRequest
 
 ENCRYPTED_ARTIFACT = ONNX_ARTIFACT + ".enc"
 REPLACEABLE_FILES = frozenset({ONNX_ARTIFACT, ENCRYPTED_ARTIFACT, MANIFEST_FILE})
@@ -58,6 +59,7 @@ def package(
     quantize: str | None = None,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
     encrypt: str | KeyWrapper | None = None,
+    processing: ProcessingRequest | None = None,
 ) -> Manifest:
     """Convert ``model`` (object or file) into ``out_dir/model.onnx`` + ``manifest.json``; return the manifest.
 
@@ -77,14 +79,27 @@ def package(
 
     ``encrypt`` (``kms:<key>``, a local wrapping key file, or a ``KeyWrapper``) stores the artifact
     AES-256-GCM encrypted as ``model.onnx.enc``; the plaintext is never written.
+
+    ``processing`` (CLI: ``--preprocess``, ``--labels``, ``--feature-names``, ...) declares the
+    bundle's pipeline (``modelfn.packaging_processing``); ``sample`` may then be ``ImageSamples``
+    (run through the declared image pipeline) or ``RecordSamples`` (a CSV sample's columns).
     """
     from modelfn._version import __version__
     from modelfn.adapters.base import BundleWriter
     from modelfn.adapters.registry import detect, get_adapter
     from modelfn.bundle.manifest import Manifest
     from modelfn.bundle.schema import read_schema
+    from modelfn.packaging_processing import ProcessingRequest, declare
+    from modelfn.packaging_samples import ImageSamples, image_tensor, pipeline_parity
     from modelfn.parity import check_parity, to_feeds
 
+    request = processing or ProcessingRequest()
+    image_spec = request.image_spec()  # flags checked before the (slow) conversion
+    images = sample if isinstance(sample, ImageSamples) else None
+    if images is not None:
+        if image_spec is None:
+            raise PackagingError("sample images need image preprocessing: --preprocess image:...", field="sample")
+        sample = image_tensor(images, image_spec)
     check_model_name(name)
     if version < 1:
         raise PackagingError(f"version must be >= 1, got {version}", field="version")
@@ -104,7 +119,7 @@ def package(
             options=options, allow_pickle=allow_pickle, opset=opset,
         )  # fmt: skip
     else:
-        exported = _export_here(adapter, model, sample, allow_pickle=allow_pickle, opset=opset)
+        exported = _export_here(adapter, model, sample, allow_pickle=allow_pickle, opset=opset, request=request)
     onnx_bytes, data_files = exported.result.onnx_bytes, exported.result.data_files
     if data_files and (optimize or quantize or encrypt):
         raise PackagingError(
@@ -118,10 +133,23 @@ def package(
         _refuse_unsafe_artifact(onnx_bytes, adapter.name)
     schema = read_schema(onnx_bytes)
     feeds = to_feeds(exported.sample, schema.inputs)
-    classifier = exported.result.labels is not None
+    labels = request.labels or exported.result.labels
+    classifier = labels is not None
     parity = check_parity(
         onnx_bytes, exported.native, feeds, atol=atol, rtol=rtol, classifier=classifier, data_files=data_files
     )
+    declared, notes = declare(
+        request, schema.inputs, schema.outputs, labels=labels, feature_names=exported.result.feature_names,
+        sample_outputs=exported.native,
+    )  # fmt: skip
+    if declared is not None and declared.image is not None and images is not None:
+        parity = parity.replace(preprocessing_samples=len(images.blobs))
+        if request.reference_preprocess:
+            score_output = declared.output.output if declared.output is not None else None
+            parity = parity.replace(**pipeline_parity(
+                onnx_bytes, declared.image, images, feeds[declared.image.input], request.reference_preprocess,
+                atol=atol, score_output=score_output, data_files=data_files,
+            ))  # fmt: skip
     compression = None
     if quantize:
         from modelfn.compression import quantize_int8
@@ -140,10 +168,11 @@ def package(
         opset=schema.opset,
         inputs=schema.inputs,
         outputs=schema.outputs,
-        labels=exported.result.labels,
+        labels=labels,
         parity=parity,
         compression=compression,
-        preprocessing=exported.result.notes,
+        preprocessing="; ".join(filter(None, [exported.result.notes, *notes])) or None,
+        processing=declared,
         created_at=dt.datetime.now(dt.UTC),
         modelfn_version=__version__,
     )
@@ -180,15 +209,23 @@ def _load(adapter: Adapter, model: Any, allow_pickle: bool) -> Any:
     return adapter.load(Path(model), allow_pickle=allow_pickle) if isinstance(model, str | os.PathLike) else model
 
 
-def _export_here(adapter: Adapter, model: Any, sample: Any, *, allow_pickle: bool, opset: int | None) -> _Exported:
-    from modelfn.adapters.base import SampleNormalizer
+def _export_here(
+    adapter: Adapter, model: Any, sample: Any, *, allow_pickle: bool, opset: int | None, request: ProcessingRequest
+) -> _Exported:
+    from modelfn.adapters.base import SampleNormalizer, feature_names_of
     from modelfn.bundle.schema import read_schema
+    from modelfn.packaging_samples import RecordSamples, records_sample
     from modelfn.parity import synthesize_sample
 
     native = _load(adapter, model, allow_pickle)
+    if isinstance(sample, RecordSamples):  # a CSV sample: its feature columns, in the model's order
+        names = request.feature_names or feature_names_of(native)
+        sample = records_sample(sample, names, by_column=adapter.name == "spark")
     if sample is not None and isinstance(adapter, SampleNormalizer):
         sample = adapter.normalize_sample(sample)
     result = adapter.export(native, sample, opset=opset)
+    if result.feature_names is None:
+        result = dataclasses.replace(result, feature_names=feature_names_of(native))
     _refuse_unsafe_artifact(result.onnx_bytes, adapter.name, result.data_files)
     if sample is None:
         sample = synthesize_sample(read_schema(result.onnx_bytes).inputs)

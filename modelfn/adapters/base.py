@@ -37,6 +37,8 @@ class ExportResult:
     """Preprocessing or output notes copied into the manifest."""
     data_files: dict[str, bytes] = dataclasses.field(default_factory=dict)
     """External-data files by name (``model.onnx.data``) for a model too large to be one ``model.onnx``."""
+    feature_names: list[str] | None = None
+    """Names of the input's feature columns in order (sklearn ``feature_names_in_``, Spark input columns)."""
 
 
 class Adapter(Protocol):
@@ -141,6 +143,24 @@ def single_array(sample: SampleInput | None, *, adapter: str) -> tuple[str | Non
         ((name, value),) = sample.items()
         return name, np.asarray(value)
     return None, np.asarray(sample)
+
+
+def feature_names_of(model: Any) -> list[str] | None:
+    """The feature names a fitted model recorded: ``feature_names_in_`` (scikit-learn API), an XGBoost
+    Booster's ``feature_names``, a LightGBM Booster's ``feature_name()`` (its ``Column_i`` defaults are no names)."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None and hasattr(model, "get_booster"):
+        names = getattr(model.get_booster(), "feature_names", None)
+    if names is None and not callable(getattr(model, "feature_names", None)):
+        names = getattr(model, "feature_names", None)
+    if names is None and callable(getattr(model, "feature_name", None)):
+        names = model.feature_name()
+    if names is None or len(names) == 0:
+        return None
+    listed = [str(name) for name in names]
+    if all(name == f"Column_{i}" for i, name in enumerate(listed)):
+        return None
+    return listed
 
 
 def class_from(model: Any, *packages: str) -> bool:

@@ -9,6 +9,7 @@ with explicit consent, at build time, and never into the bundle.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,6 +19,7 @@ from modelfn.adapters.base import (
     ExportResult,
     SampleInput,
     class_from,
+    feature_names_of,
     import_extra,
     load_pickled,
     single_array,
@@ -90,18 +92,20 @@ class SklearnAdapter:
             converter="skl2onnx",
             converter_version=skl2onnx.__version__,
         )
-        return tabular_result(
+        result = tabular_result(
             onx,
             framework,
             classifier=classifier,
-            labels=np.asarray(model.classes_).tolist() if classifier and hasattr(model, "classes_") else None,
+            labels=_plain(model.classes_) if classifier and hasattr(model, "classes_") else None,
         )
+        return dataclasses.replace(result, feature_names=feature_names_of(model))
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """``predict`` (+ ``predict_proba``) keyed like the ONNX outputs."""
         import numpy as np
 
         _, x = single_array(sample, adapter=self.name)
+        x = _named(model, x)
         if _is_classifier(model):
             out = {LABEL_OUTPUT: np.asarray(model.predict(x))}
             if hasattr(model, "predict_proba"):
@@ -116,6 +120,25 @@ class SklearnAdapter:
 
 
 _PICKLE = (".joblib", ".pkl", ".pickle")
+
+
+def _plain(classes: Any) -> list[str | int]:
+    """Class labels as plain Python values (an object array of a pandas target holds ``numpy.str_``)."""
+    import numpy as np
+
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(classes).tolist()]
+
+
+def _named(model: Any, x: Any) -> Any:
+    """Rows as a DataFrame with the training column names when the model was fitted on one (no name warning)."""
+    names = feature_names_of(model)
+    if names is None or len(names) != x.shape[1]:
+        return x
+    try:
+        import pandas  # a model fitted on a DataFrame was fitted where pandas is installed
+    except ImportError:
+        return x
+    return pandas.DataFrame(x, columns=names)
 
 
 def _is_classifier(model: Any) -> bool:

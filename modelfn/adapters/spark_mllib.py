@@ -128,7 +128,7 @@ class SparkMLlibAdapter:
         self._outputs = [o.name for o in onx.graph.output]
         final = _final_stage(model)
         classes = getattr(final, "numClasses", None)
-        labels: list[str | int] | None = list(range(int(classes))) if classes else None
+        labels: list[str | int] | None = _indexed_labels(model, final) or list(range(int(classes))) if classes else None
         kinds = ", ".join(f"{name}: {'string' if _is_text(v) else 'float32'}" for name, v in columns.items())
         notes = (
             f"one input per column ({kinds}), shape [-1, 1]: send [[v], ...], a list [v, ...] or one value per"
@@ -147,7 +147,10 @@ class SparkMLlibAdapter:
             converter="onnxmltools",
             converter_version=onnxmltools.__version__,
         )
-        return ExportResult(onnx_bytes=onx.SerializeToString(), framework=framework, labels=labels, notes=notes)
+        return ExportResult(
+            onnx_bytes=onx.SerializeToString(), framework=framework, labels=labels, notes=notes,
+            feature_names=list(columns),
+        )  # fmt: skip
 
     def native_predict(self, model: Any, sample: SampleInput) -> dict[str, np.ndarray[Any, Any]]:
         """``model.transform`` on the sample rows; the session this adapter started is stopped afterwards."""
@@ -263,6 +266,20 @@ def _final_stage(model: Any) -> Any:
     while hasattr(model, "stages"):
         model = model.stages[-1]
     return model
+
+
+def _indexed_labels(model: Any, final: Any) -> list[str | int] | None:
+    """The class names a pipeline's label ``StringIndexer`` (or an ``IndexToString`` stage) maps indices to."""
+    label_col = final.getLabelCol() if hasattr(final, "getLabelCol") else None
+    prediction_col = final.getPredictionCol() if hasattr(final, "getPredictionCol") else None
+    stages = list(model.stages) if hasattr(model, "stages") else []
+    for stage in stages:
+        if type(stage).__name__ == "StringIndexerModel" and stage.getOutputCol() == label_col:
+            arrays = stage.labelsArray if hasattr(stage, "labelsArray") else [stage.labels]
+            return [str(v) for v in arrays[0]]
+        if type(stage).__name__ == "IndexToString" and stage.getInputCol() == prediction_col and stage.getLabels():
+            return [str(v) for v in stage.getLabels()]
+    return None
 
 
 def _default_outputs(final: Any) -> list[str]:

@@ -1,7 +1,9 @@
 """CSV in, the same CSV with prediction columns appended out, ``chunk_rows`` lines at a time.
 
 The header names the columns (see ``modelfn.batch.tabular`` for how they feed the model); it is
-checked against the model before any row is read. Input lines are copied to the output byte for
+checked against the model before any row is read. A bundle that declares ``records`` features
+takes them by name, in the model's order, wherever they stand in the header; other columns (ids)
+are carried through to the output, not fed. Input lines are copied to the output byte for
 byte and the predictions appended, so columns the model does not use pass through untouched.
 Numbers are parsed by numpy's C reader and written as the shortest text that reads back to the
 same value (orjson's float formatting: several times faster than numpy's ``astype(str)``). A value
@@ -85,6 +87,15 @@ def _used_columns(names: list[str], manifest: Manifest) -> dict[str, str]:
     """Column name → manifest dtype of the columns the model reads; the header is checked against the model here."""
     import numpy as np
 
+    records = manifest.processing.records if manifest.processing is not None else None
+    target = manifest.input(records.input) if records is not None and records.input is not None else None
+    if records is not None and target is not None:  # declared features: picked by name, other columns carried
+        missing = [feature for feature in records.features if feature not in names]
+        if missing:
+            raise UnprocessableInput(
+                f"missing column {missing[0]!r}: this model's features are {records.features}", field=missing[0]
+            )
+        return dict.fromkeys(records.features, target.dtype)
     inputs: dict[str, str] = {spec.name: spec.dtype for spec in manifest.inputs}
     if all(name in names for name in inputs):
         used = {name: inputs[name] for name in names if name in inputs}

@@ -7,6 +7,7 @@
 | ``.json`` | whole document (≤ ``MAX_JSON_BYTES``), predicted in row chunks | a V2 inference response |
 | ``.npy`` | ``chunk_rows`` rows of the array | ``.npz`` with one array per output (V2 names) |
 | ``.parquet`` | ``chunk_rows``-row batches (needs pyarrow) | the same table with prediction columns |
+| ``.jpg`` ``.jpeg`` ``.png`` ``.webp`` | one image (image preprocessing declared) | ``.json``: labels, top-k, scores |
 
 Each format module exposes ``score(data, sink, ctx) -> rows``; they are imported only when used,
 so the Lambda path never imports pyarrow unless a Parquet object arrives.
@@ -44,6 +45,10 @@ EXTENSIONS: dict[str, str] = {
     ".npy": "npy",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".png": "image",
+    ".webp": "image",
 }
 CONTENT_TYPES: dict[str, str] = {
     "text/csv": "csv",
@@ -55,8 +60,13 @@ CONTENT_TYPES: dict[str, str] = {
     "application/x-npy": "npy",
     "application/vnd.apache.parquet": "parquet",
     "application/x-parquet": "parquet",
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "image",
 }
-OUTPUT_EXTENSIONS: dict[str, str] = {"csv": "csv", "jsonl": "jsonl", "json": "json", "npy": "npz", "parquet": "parquet"}
+OUTPUT_EXTENSIONS: dict[str, str] = {
+    "csv": "csv", "jsonl": "jsonl", "json": "json", "npy": "npz", "parquet": "parquet", "image": "json",
+}  # fmt: skip
 _TIMINGS_LOCK = threading.Lock()
 _MODULES: dict[str, str] = {
     "csv": "modelfn.batch._csv",
@@ -64,6 +74,7 @@ _MODULES: dict[str, str] = {
     "json": "modelfn.batch._json",
     "npy": "modelfn.batch._npy",
     "parquet": "modelfn.batch._parquet",
+    "image": "modelfn.batch._image",
 }
 
 

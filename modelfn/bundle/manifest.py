@@ -83,6 +83,14 @@ class ParityReport(_Strict, frozen=True, kw_only=True):
     label_agreement: float | None = None
     outputs: dict[str, float] = field(default_factory=dict)
     """Per-output max abs diff."""
+    preprocessing_samples: int | None = None
+    """Sample images (or records) run through the declared pipeline at packaging."""
+    preprocessing_reference: str | None = None
+    """The user's ``module:function`` the pipeline's tensors were compared with (``--reference-preprocess``)."""
+    preprocessing_max_abs_diff: float | None = None
+    """Pipeline tensors vs the reference function's, max abs diff."""
+    preprocessing_top1_agreement: float | None = None
+    """Share of samples whose top-1 class is the same on the pipeline's and the reference's tensors."""
 
 
 class CompressionReport(_Strict, frozen=True, kw_only=True):

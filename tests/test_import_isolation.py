@@ -16,6 +16,7 @@ import pytest
 
 import modelfn
 from tests.fixtures.bundles import Published
+from tests.fixtures.keys import SigningKey
 
 BUILD_TIME = ("torch", "sklearn", "tensorflow", "keras", "skl2onnx", "onnxmltools", "tf2onnx", "pyspark",
               "xgboost", "lightgbm", "onnx", "pandas", "modelfn.adapters", "modelfn.packaging")  # fmt: skip
@@ -156,3 +157,38 @@ def test_wsgi_handler_with_the_flask_example_imports_no_build_time_code(local_pu
     modules = _modules_after(code, env)
     assert _loaded(modules, (*BUILD_TIME, *SLOW_FRAMEWORK)) == []
     assert "app" in modules and "flask" in modules  # the app really ran
+
+
+def test_pillow_is_imported_only_once_an_image_bundle_serves_an_image(
+    local_published: Published, tmp_path: Path, signing_key: SigningKey
+) -> None:
+    import os
+
+    from tests.fixtures.bundles import publish
+    from tests.serving.processing_models import solid, write_image_bundle
+
+    # GIVEN the Lambda handler serving a bundle without image preprocessing, one JSON request served
+    code = (
+        "import modelfn.handlers.http as h\n"
+        "from modelfn.invoke import LocalLambdaContext, http_api_event\n"
+        "r = h.handler(http_api_event(b'{\"instances\": [[1, 2, 3, 4]]}'), LocalLambdaContext())\n"
+        "assert r['statusCode'] == 200, r"
+    )
+    # THEN Pillow was never imported
+    assert _loaded(_modules_after(code, {**os.environ, **local_published.env}), ("PIL",)) == []
+    # GIVEN a signed image bundle: loading, verifying and warming it up import no Pillow either
+    image = publish(write_image_bundle(tmp_path / "colour"), str(tmp_path / "image-store"), signing_key)
+    picture = tmp_path / "red.png"
+    picture.write_bytes(solid("red"))
+    code = (
+        "import modelfn.handlers.http as h, pathlib, json\n"
+        "from modelfn.invoke import LocalLambdaContext, http_api_event\n"
+        "assert 'PIL' not in sys.modules\n"
+        f"body = pathlib.Path({str(picture)!r}).read_bytes()\n"
+        "r = h.handler(http_api_event(body), LocalLambdaContext())\n"
+        "assert r['statusCode'] == 200 and json.loads(r['body'])['labels'] == ['red'], r"
+    )
+    # WHEN an image is posted THEN Pillow is imported for it, and still nothing from build time or FastAPI
+    modules = _modules_after(code, {**os.environ, **image.env})
+    assert "PIL" in modules
+    assert _loaded(modules, (*BUILD_TIME, *SLOW_FRAMEWORK)) == []

@@ -2,9 +2,9 @@
 
 ``/predict`` dispatches here only for ``multipart/form-data`` bodies; JSON keeps the simple
 protocol. The answer is ``{"success": true, "predictions": [{"label", "probability"}, ...]}``,
-top-k for the one input. Until the bundle declares image preprocessing, an encoded picture is
-refused (415) and the field must hold the model's input for one instance as JSON (or text for a
-string model).
+top-k for the one input. A bundle declaring image preprocessing decodes the picture in the field;
+without it an encoded picture is refused (415) and the field must hold the model's input for one
+instance as JSON (or text for a string model).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from modelfn.errors import InvalidRequest, UnprocessableInput
+from modelfn.errors import InvalidRequest
 from modelfn.serving import codecs, multipart
-from modelfn.serving.compat import class_probabilities, is_image, refuse_image, run_columns, text_instances, top_k
+from modelfn.serving.compat import is_image, run_columns, run_feeds, text_instances
+from modelfn.serving.processed import image_feeds
 from modelfn.serving.responses import Response, json_response
 
 if TYPE_CHECKING:
@@ -31,14 +32,12 @@ def predict(state: ModelState, body: bytes, headers: Mapping[str, str]) -> Respo
         raise InvalidRequest(f"send exactly one form field named {FIELD!r}", field=FIELD)
     part = found[0]
     if is_image(part.data, part.content_type):
-        raise refuse_image(FIELD)
-    if part.content_type == "text/plain":
-        request = text_instances(part.data, bundle.manifest, field=FIELD)
+        results = run_feeds(bundle, image_feeds([part.data], bundle.manifest, field=FIELD))
+    elif part.content_type == "text/plain":
+        results = run_columns(bundle, text_instances(part.data, bundle.manifest, field=FIELD))
     else:
-        request = {"instances": [codecs.loads(part.data, field=FIELD)]}
-    results = run_columns(bundle, request)
-    scores = class_probabilities(bundle.manifest, results, field=FIELD, need_labels=False)
-    if scores is None:
-        raise UnprocessableInput("no output of this model holds class scores", field=FIELD)
-    best = top_k(*scores)[0]
+        results = run_columns(bundle, {"instances": [codecs.loads(part.data, field=FIELD)]})
+    from modelfn.processing.outputs import classify
+
+    best = classify(results, bundle.manifest, field=FIELD)[0]
     return json_response({"success": True, "predictions": [{"label": k, "probability": p} for k, p in best]})

@@ -2,11 +2,13 @@
 
 ``POST /predictions/{name}[/{version}]`` takes a JSON body (a bare list of rows, ``{"data": ...}``
 or ``{"body": ...}`` as the old handlers read it, or ``{"instances": ...}``), plain text for a
-single-string-input model, or a multipart form whose ``data`` (or ``body``) field holds one of
-those. Like TorchServe's default handlers it answers top-k ``{label: probability}`` per row for a
-classifier (labels in the manifest), otherwise one JSON value per row; a single text or file
-input gets its one answer unwrapped. ``GET /ping`` is ``{"status": "Healthy"}`` (503
-``"Unhealthy"`` while no model is loaded).
+single-string-input model, or a multipart form whose ``data`` (or ``body``, ``file``) field holds one of
+those. A bundle declaring image preprocessing also takes a raw image body or one or more image
+files in the form (answered per image); one declaring records takes a ``text/csv`` body. Like
+TorchServe's default handlers it answers top-k ``{label: probability}`` per row for a classifier
+(labels in the manifest, or output processing declared; any image model), otherwise one JSON value
+per row; a single text or file input gets its one answer unwrapped. ``GET /ping`` is
+``{"status": "Healthy"}`` (503 ``"Unhealthy"`` while no model is loaded).
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import InvalidRequest, ModelNotReady, UnprocessableInput
 from modelfn.serving import codecs, multipart
-from modelfn.serving.compat import class_probabilities, is_image, refuse_image, rows, run_columns, text_instances, top_k
+from modelfn.serving.compat import is_image, refuse_image, rows, run_columns, run_feeds, text_instances
 from modelfn.serving.compat_routes import is_form
+from modelfn.serving.processed import body_feeds, image_feeds, image_spec
 from modelfn.serving.responses import Response, dumps, error_response, json_response
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from modelfn.bundle.manifest import Manifest
     from modelfn.serving.state import ModelState
 
-FORM_FIELDS = ("data", "body")
+FORM_FIELDS = ("data", "body", "file")
 """The form fields TorchServe's handlers read the input from, in order."""
 JSON_KEYS = ("data", "body", "instances", "inputs")
 
@@ -42,31 +47,53 @@ def ping(state: ModelState) -> Response:
 def predictions(state: ModelState, name: str, version: str | None, body: bytes, headers: Mapping[str, str]) -> Response:
     """``POST /predictions/{name}[/{version}]``."""
     bundle = state.require_model(name, version)
+    manifest = bundle.manifest
     content_type = headers.get("content-type")
     field = "content-type"
     if is_form(headers):
-        part = _input_part(multipart.parse(body, headers))
-        body, content_type, field = part.data, part.content_type, part.name
-    request, single = _request(body, content_type, bundle.manifest, field=field)
-    results = run_columns(bundle, request)
-    found = class_probabilities(bundle.manifest, results, field=field)
+        parts = _input_parts(multipart.parse(body, headers))
+        if len(parts) > 1 or is_image(parts[0].data, parts[0].content_type):
+            images = image_feeds([p.data for p in parts], manifest, field=parts[0].name)
+            return _answer(manifest, run_feeds(bundle, images), single=len(parts) == 1, image=True, field=parts[0].name)
+        body, content_type, field = parts[0].data, parts[0].content_type, parts[0].name
+    where = "body" if field == "content-type" else field
+    if is_image(body, content_type) and image_spec(manifest) is None:
+        raise refuse_image(field)
+    feeds = body_feeds(body, content_type, manifest, field=where)
+    if feeds is not None:
+        image = is_image(body, content_type)
+        return _answer(manifest, run_feeds(bundle, feeds), single=image, image=image, field=where)
+    request, single = _request(body, content_type, manifest, field=field)
+    return _answer(manifest, run_columns(bundle, request), single=single, image=False, field=field)
+
+
+def _answer(
+    manifest: Manifest, results: Mapping[str, npt.NDArray[Any]], *, single: bool, image: bool, field: str
+) -> Response:
+    """Top-k ``{label: probability}`` per row for a classifier (any image model), else one value per row."""
+    from modelfn.processing.outputs import TOP_K, class_scores, ranked
+
+    scores = class_scores(results, manifest, field=field, need_labels=not image)
     answers: list[Any] = rows(results)
-    if found is not None:
-        answers = [{str(label): p for label, p in row} for row in top_k(*found)]
+    if scores is not None:
+        declared = manifest.processing.output if manifest.processing is not None else None
+        k = declared.top_k if declared is not None else TOP_K
+        answers = [{str(label): p for label, p in row} for row in ranked(scores, k)]
     return json_response(answers[0] if single and len(answers) == 1 else answers)
 
 
-def _input_part(parts: list[multipart.Part]) -> multipart.Part:
+def _input_parts(parts: list[multipart.Part]) -> list[multipart.Part]:
+    """The input field (several only when every one is an image file: a batch)."""
     found = [p for p in parts if p.name in FORM_FIELDS]
-    if len(found) != 1:
-        raise InvalidRequest(f"send exactly one form field named {' or '.join(FORM_FIELDS)}", field="data")
-    return found[0]
+    if not found or (len(found) > 1 and not all(is_image(p.data, p.content_type) for p in found)):
+        raise InvalidRequest(
+            f"send one form field named {' or '.join(FORM_FIELDS)} (several only for image files)", field="data"
+        )
+    return found
 
 
 def _request(body: bytes, content_type: str | None, manifest: Manifest, *, field: str) -> tuple[dict[str, Any], bool]:
     """The body as /predict columns, and whether it was one raw input (answered unwrapped)."""
-    if is_image(body, content_type):
-        raise refuse_image(field)
     media = (content_type or "").split(";", 1)[0].strip().lower()
     looks_json = body.lstrip()[:1] in (b"[", b"{")
     if media == "text/plain" or (not looks_json and media not in ("application/json",) and not media.endswith("+json")):

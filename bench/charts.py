@@ -10,16 +10,14 @@ the peers by writing that shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 THROUGHPUT_SOURCES = ("peers.json", "batching.json")
 
 
-def _load(results: Path, name: str) -> dict[str, Any] | None:
-    path = results / name
-    return json.loads(path.read_text()) if path.exists() else None
+Loader = Callable[[str], dict[str, Any] | None]
 
 
 def _figure(ncols: int = 1, width: float = 6.0) -> tuple[Any, Any]:
@@ -41,9 +39,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def coldstart(results: Path, out: Path) -> Path | str:
+def coldstart(load: Loader, out: Path) -> Path | str:
     """Bars: Lambda cold start vs the floor per model, and ``modelfn serve`` vs the peers per model."""
-    cold, peers = _load(results, "coldstart.json"), _load(results, "peers.json")
+    cold, peers = load("coldstart.json"), load("peers.json")
     if not cold and not peers:
         return "no coldstart.json or peers.json"
     panels = [p for p in (cold, peers) if p]
@@ -76,9 +74,9 @@ def _bars(ax: Any, groups: list[str], series: dict[str, list[float | None]]) -> 
     ax.legend(fontsize=8)
 
 
-def latency_cdf(results: Path, out: Path) -> Path | str:
+def latency_cdf(load: Loader, out: Path) -> Path | str:
     """Warm sequential keep-alive latency CDF per server, one panel per model."""
-    peers = _load(results, "peers.json")
+    peers = load("peers.json")
     curves = {n: s["warm"]["quantiles_ms"] for n, s in (peers or {}).get("servers", {}).items()
               if s.get("warm", {}).get("quantiles_ms")}  # fmt: skip
     if not curves:
@@ -97,14 +95,18 @@ def latency_cdf(results: Path, out: Path) -> Path | str:
     return _save(fig, out / "latency_cdf.png")
 
 
-def throughput(results: Path, out: Path) -> Path | str:
+def throughput(load: Loader, out: Path) -> Path | str:
     """Requests/s against concurrent clients for every server with a throughput section."""
     lines: dict[str, dict[int, float]] = {}
     for source in THROUGHPUT_SOURCES:
-        for name, server in ((_load(results, source) or {}).get("servers") or {}).items():
+        data = load(source) or {}
+        for name, server in (data.get("servers") or {}).items():
             levels = server.get("throughput") if isinstance(server, dict) else None
             if levels:
                 lines[name] = {int(c): t["requests_per_s"] for c, t in levels.items()}
+        if source == "batching.json":  # bench_batching.py: {"results": {server: {clients: {"rps": …}}}}, its own MLP
+            for name, levels in (data.get("results") or {}).items():
+                lines[f"{name} (bench_batching)-mlp"] = {int(c): t["rps"] for c, t in levels.items()}
     if not lines:
         return "no throughput in " + " or ".join(THROUGHPUT_SOURCES)
     models = sorted({n.rsplit("-", 1)[-1] for n in lines})
@@ -122,9 +124,9 @@ def throughput(results: Path, out: Path) -> Path | str:
     return _save(fig, out / "throughput.png")
 
 
-def lambda_package(results: Path, out: Path) -> Path | str:
+def lambda_package(load: Loader, out: Path) -> Path | str:
     """Stacked bars: the Lambda zip's size per component, unzipped and zipped, per runtime."""
-    data = _load(results, "lambda_package_x86_64.json")
+    data = load("lambda_package_x86_64.json")
     if not data:
         return "no lambda_package_x86_64.json"
     fig, axes = _figure(1, width=8)
@@ -147,7 +149,7 @@ def lambda_package(results: Path, out: Path) -> Path | str:
     return _save(fig, out / "lambda_package.png")
 
 
-CHARTS: dict[str, Callable[[Path, Path], Path | str]] = {
+CHARTS: dict[str, Callable[[Loader, Path], Path | str]] = {
     "coldstart": coldstart,
     "latency_cdf": latency_cdf,
     "throughput": throughput,
@@ -155,12 +157,20 @@ CHARTS: dict[str, Callable[[Path, Path], Path | str]] = {
 }
 
 
-def draw_all(results: Path, out: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Draw every chart whose inputs exist; return (written, [(chart, why not drawn)])."""
+def draw_all(results: Path, out: Path, skip: Collection[str] = ()) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Draw every chart whose inputs exist; ``skip`` names result files to leave out (stale: their benchmark failed).
+
+    Returns (charts written, [(chart, why it was not drawn)]).
+    """
+
+    def load(name: str) -> dict[str, Any] | None:
+        path = results / name
+        return json.loads(path.read_text()) if path.exists() and name not in skip else None
+
     out.mkdir(parents=True, exist_ok=True)
     written, missing = [], []
     for name, draw in CHARTS.items():
-        result = draw(results, out)
+        result = draw(load, out)
         if isinstance(result, Path):
             written.append(result)
         else:

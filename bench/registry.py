@@ -152,6 +152,21 @@ def large_tensors(data: dict[str, Any]) -> list[Row]:
     return out
 
 
+def batching(data: dict[str, Any]) -> list[Row]:
+    table = data.get("results", {})
+    on, off, fastapi = table.get("modelfn-on", {}), table.get("modelfn-off", {}), table.get("fastapi-ort", {})
+    level = "32" if "32" in on else max(on, key=int, default=None)
+    if level is None:
+        return []
+    a, b, f = on[level], off.get(level, {}), fastapi.get(level, {})
+    return [
+        row(f"adaptive batching at {level} clients: on ÷ off (requests/s)", a.get("rps"), b.get("rps"), "req/s",
+            min_ratio=2.0),
+        row(f"adaptive batching at {level} clients: p99 on ÷ off", a.get("p99_ms"), b.get("p99_ms"), "ms"),
+        row(f"batching on at {level} clients ÷ FastAPI+onnxruntime (requests/s)", a.get("rps"), f.get("rps"), "req/s"),
+    ]  # fmt: skip
+
+
 def seed_systems(data: dict[str, Any]) -> list[Row]:
     out = []
     for name, m in data.get("systems", {}).items():
@@ -183,6 +198,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("peers", "bench_peers.py", "peers.json", (), ("--quick",), models=("rf", "mlp"), reader=peers),
     Bench("large_tensors", "bench_large_tensors.py", "large_tensors.json", (), ("--rounds", "1", "--iters", "3"),
           reader=large_tensors),
-    Bench("batching", "bench_batching.py", "batching.json", models=("mlp",)),
+    Bench("batching", "bench_batching.py", "batching.json", (), ("--levels", "1,32", "--requests", "300", "--rounds",
+          "1"), reader=batching),
     Bench("seed_systems", "seed_systems/run.py", "seed_systems.json", timeout_s=3600, reader=seed_systems),
 )  # fmt: skip

@@ -48,7 +48,8 @@ def bench_rows(
     path = results / bench.result
     state = (status or {}).get("status")
     if state in ("failed", "timed out"):
-        why = f"{state} (exit {status.get('rc')}, log {status.get('log')})" if status else str(state)
+        exit_code = f"exit {status.get('rc')}, " if state == "failed" else ""
+        why = f"{state} ({exit_code}log {status.get('log')})" if status else str(state)
         return [Row(f"{bench.name}: no figures", note=why)], why
     if not path.exists():
         if state == "missing" or not (HERE / bench.script).exists():
@@ -98,7 +99,8 @@ def build(results: Path = RESULTS, statuses: dict[str, Any] | None = None, start
         bench_rows_, text = bench_rows(bench, results, statuses.get(bench.name), started)
         rows += bench_rows_
         status_lines.append(f"| {bench.name} | bench/{bench.script} | {text} |")
-    charts, missing = draw_all(results, results / "charts")
+    failed = {b.result for b in BENCHES if (statuses.get(b.name) or {}).get("status") in ("failed", "timed out")}
+    charts, missing = draw_all(results, results / "charts", failed)
     met = [r for r in rows if r.met is not None]
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -50,6 +50,8 @@ def test_report_table_has_ratios_goals_and_missing_inputs_and_valid_charts(tmp_p
     _write(tmp_path, "bench_batch.json", {"models": {"rf": {"handler_rows_per_s": 90.0, "raw_ort_rows_per_s": 100.0}}})
     _write(tmp_path, "peers.json", {"servers": {"modelfn-mlp": _server(700, 1.0, 3000), "fastapi-mlp": _server(900, 0.8,
            2000), "mlserver-mlp": {"error": "RuntimeError: mlserver-mlp exited with 1 before answering"}}})  # fmt: skip
+    levels = {"1": {"rps": 400.0}, "32": {"rps": 1800.0, "p99_ms": 30.0}}
+    _write(tmp_path, "batching.json", {"results": {"modelfn-on": levels, "modelfn-off": {"32": {"rps": 600.0}}}})
     state = {"started": 0, "benches": {"handler": {"status": "failed", "rc": 1, "log": "results/logs/handler.log"}}}
     _write(tmp_path, "run_all.json", state)
 
@@ -65,12 +67,14 @@ def test_report_table_has_ratios_goals_and_missing_inputs_and_valid_charts(tmp_p
     assert _table_row(md, "batch rf")[3:] == ["0.90×", "≥ 0.8×", "yes"]
     assert _table_row(md, "serve mlp warm p50: modelfn ÷ fastapi")[3:] == ["1.25×", "≤ 1×", "**no**"]
     assert _table_row(md, "serve mlp at 32 clients: modelfn ÷ fastapi")[3] == "1.50×"
+    assert _table_row(md, "adaptive batching at 32 clients: on ÷ off")[1:] == ["1,800 req/s", "600 req/s", "3.00×",
+                                                                                "≥ 2×", "yes"]  # fmt: skip
     # AND what is missing or broken is said, never dropped
     assert "exited with 1 before answering" in _table_row(md, "serve mlp: modelfn vs mlserver")[0]
     assert "failed (exit 1, log results/logs/handler.log)" in _table_row(md, "handler: no figures")[0]
     assert "not run yet" in _table_row(md, "lambda_package: no figures")[0]
     assert "- lambda_package: not drawn (no lambda_package_x86_64.json)" in md
-    assert "Goals met: 1 of 3" in md
+    assert "Goals met: 2 of 4" in md
     # AND each drawn chart is a real PNG image, linked from the report
     for name in ("coldstart", "latency_cdf", "throughput"):
         png = tmp_path / "charts" / f"{name}.png"
@@ -85,7 +89,7 @@ def test_report_table_has_ratios_goals_and_missing_inputs_and_valid_charts(tmp_p
 def test_run_all_quick_one_benchmark_end_to_end(tmp_path: Path) -> None:
     # GIVEN an empty results folder (no models, no earlier runs)
     # WHEN the suite runs one cheap benchmark in quick mode
-    done = _run("run_all.py", tmp_path, "--quick", "--only", "latest_versions")
+    done = _run("run_all.py", tmp_path, "--quick", "--only", "latest_versions", "--check-against-reference")
 
     # THEN it ran on a local S3 emulator, wrote its JSON, its status and the report
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -100,3 +104,21 @@ def test_run_all_quick_one_benchmark_end_to_end(tmp_path: Path) -> None:
     # AND the benchmarks it did not run are listed as such
     assert "not run yet" in _table_row(md, "coldstart: no figures")[0]
     assert not (tmp_path / "models").exists()
+
+
+def test_figures_of_a_benchmark_that_failed_this_run_are_neither_tabled_nor_charted(tmp_path: Path) -> None:
+    # GIVEN cold-start figures left by an earlier run, and this run's status saying coldstart failed
+    _write(tmp_path, "coldstart.json", {"models": {"rf": {"floor_ms_p50": 1000.0, "modelfn_ms_p50": 1200.0}}})
+    timed_out = {"status": "timed out", "rc": None, "log": "logs/coldstart.log"}
+    _write(tmp_path, "run_all.json", {"started": 0, "benches": {"coldstart": timed_out}})
+
+    # WHEN the report is built
+    done = _run("report.py", tmp_path)
+
+    # THEN the failure is the row, the stale figures are not, and no cold-start chart is drawn from them
+    assert done.returncode == 0, done.stderr
+    md = (tmp_path / "latest.md").read_text()
+    assert "timed out (log logs/coldstart.log)" in _table_row(md, "coldstart: no figures")[0]
+    assert "cold start rf" not in md
+    assert "- coldstart: not drawn (no coldstart.json or peers.json)" in md
+    assert not (tmp_path / "charts" / "coldstart.png").exists()

@@ -11,7 +11,6 @@ multi-megapixel photos but moves values by ~1/255, which would break parity with
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -72,17 +71,21 @@ def _open(data: bytes, spec: ImageProcessing, *, field: str) -> Image.Image:
     sniffed = sniff_format(data)
     if sniffed is not None and sniffed not in spec.formats:
         raise UnsupportedMediaType(f"{field} is a {sniffed} image; this model accepts {spec.formats}", field=field)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(spec.formats))
+    try:  # Pillow's own bomb check: an error above 2x Image.MAX_IMAGE_PIXELS, a warning (an error in tests) above it
+        image = Image.open(io.BytesIO(data), formats=list(spec.formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PayloadTooLarge(f"{field} declares too many pixels to decode safely: {exc}", field=field) from exc
     except UnidentifiedImageError as exc:
         if sniffed is None:
             raise UnsupportedMediaType(f"{field} is not a {' / '.join(spec.formats)} image", field=field) from exc
         raise UnprocessableInput(f"{field} is not a decodable {sniffed} image", field=field) from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow's header parsers raise these on bad input
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Warning,
+    ) as exc:  # Pillow on bad headers (warnings: when errors)
         raise UnprocessableInput(f"{field} is not a decodable image", field=field) from exc
     width, height = image.size
     if width * height > spec.max_pixels:
@@ -101,7 +104,14 @@ def _prepared(image: Image.Image, spec: ImageProcessing, *, field: str) -> Image
         image.load()
         oriented = ImageOps.exif_transpose(image)
         converted = oriented.convert("L" if spec.color == "L" else "RGB")
-    except (OSError, ValueError, SyntaxError, EOFError, SystemError) as exc:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        SystemError,
+        Warning,
+    ) as exc:  # a corrupt-data warning made an error
         raise UnprocessableInput(f"{field} is truncated or not a decodable {image.format} image", field=field) from exc
     target = _resized_size(converted.size, spec)
     resized = converted if converted.size == target else converted.resize(target, _resample(spec))
@@ -169,11 +179,11 @@ def _normalized(pixels: npt.NDArray[Any], spec: ImageProcessing) -> npt.NDArray[
     values: npt.NDArray[np.floating[Any]] = pixels.astype(work)
     inverse = 1 / spec.scale
     if abs(inverse - round(inverse)) < 1e-9:
-        values = values / np.asarray(round(inverse), dtype=work)
+        np.divide(values, np.asarray(round(inverse), dtype=work), out=values)
     else:
-        values = values * np.asarray(spec.scale, dtype=work)
+        np.multiply(values, np.asarray(spec.scale, dtype=work), out=values)
     if spec.mean:
-        values = values - np.asarray(spec.mean, dtype=work)
+        np.subtract(values, np.asarray(spec.mean, dtype=work), out=values)
     if spec.std:
-        values = values / np.asarray(spec.std, dtype=work)
+        np.divide(values, np.asarray(spec.std, dtype=work), out=values)
     return values

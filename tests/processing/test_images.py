@@ -117,3 +117,31 @@ def test_transparent_palette_and_webp_decode_without_warnings() -> None:
     assert decode_image(encode(palette, "PNG", transparency=0), SMALL, field="image").shape == (3, 8, 8)
     assert decode_image(webp, SMALL, field="image").shape == (3, 8, 8)
     assert decode_image(encode(Image.new("RGBA", (12, 12), (10, 20, 30, 0)), "PNG"), SMALL, field="i").shape[0] == 3
+
+
+def test_mutated_files_raise_only_typed_4xx_errors() -> None:
+    import random
+
+    from modelfn.errors import ModelfnError
+
+    # GIVEN 600 randomly corrupted PNG, JPEG, WebP, GIF, BMP and TIFF files (bytes flipped, cut, deleted)
+    spec = ImageProcessing(input="x", size=[8, 8], resize=10, formats=["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+    seeds = [encode(picture(32, 24), fmt) for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")]
+    rng = random.Random(7)
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(600):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(data))
+            if rng.random() < 0.7:
+                data[at] = rng.randrange(256)
+            else:
+                del data[at : at + rng.randint(1, 40)]
+        # WHEN decoded THEN it is an array or a 4xx ModelfnError, never another exception (warnings raise in tests)
+        try:
+            decode_image(bytes(data) or b"x", spec, field="image")
+            outcomes["ok"] += 1
+        except ModelfnError as exc:
+            assert 400 <= exc.status_code < 500 and exc.field == "image"
+            outcomes["refused"] += 1
+    assert outcomes["ok"] > 0 and outcomes["refused"] > 0

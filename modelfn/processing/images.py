@@ -14,7 +14,7 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelfn.errors import PayloadTooLarge, UnprocessableInput, UnsupportedMediaType
+from modelfn.errors import ConfigError, PayloadTooLarge, UnprocessableInput, UnsupportedMediaType
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,7 +64,13 @@ def images_to_tensor(blobs: Sequence[bytes], spec: ImageProcessing, *, field: st
 
 def _open(data: bytes, spec: ImageProcessing, *, field: str) -> Image.Image:
     """Read the header only, and refuse what is too big or not an accepted format."""
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:  # a deployment built without the images extra: logged, a generic 500 to clients
+        raise ConfigError(
+            "this bundle declares image preprocessing, which needs Pillow: install modelfn[images]",
+            field="processing.image",
+        ) from exc
 
     if len(data) > spec.max_bytes:
         raise PayloadTooLarge(f"{field} is {len(data)} bytes, over the image limit of {spec.max_bytes}", field=field)

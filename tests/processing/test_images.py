@@ -145,3 +145,16 @@ def test_mutated_files_raise_only_typed_4xx_errors() -> None:
             assert 400 <= exc.status_code < 500 and exc.field == "image"
             outcomes["refused"] += 1
     assert outcomes["ok"] > 0 and outcomes["refused"] > 0
+
+
+def test_without_pillow_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from modelfn.errors import ConfigError
+
+    # GIVEN a deployment without Pillow (the images extra not installed)
+    png = encode(picture(16, 16), "PNG")
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    # WHEN an image bundle decodes an image THEN a typed error names the extra to install
+    with pytest.raises(ConfigError, match=r"install modelfn\[images\]"):
+        decode_image(png, SMALL, field="image")

@@ -11,7 +11,9 @@ floor); the Lambda path, ``Mangum(create_app(state))`` with the handler's base64
 Gateway and Function URLs pass binary; (f) (d) through Mangum's own stdlib base64 decode. Variants
 are timed interleaved (one call of each in turn) so machine load hits them alike. Also: the JSON router
 (``routes.dispatch`` minus raw) ÷ ``orjson.loads`` of the same body. Goals: (d)/(c)/(e) ≤ 5 % over raw
-for the ResNet-18-sized CNN, ≤ 10 % for the ~6 ms one; JSON router ≤ 1.3× orjson.loads.
+for the ResNet-18-sized CNN, ≤ 10 % for the ~6 ms one; JSON router ≤ 1.3× orjson.loads. A third
+model, ``probe`` (a per-channel mean, ~0.05 ms), shows each path's own cost in ms with little
+run time around it, the figure least disturbed by a loaded machine.
 
 Usage: python bench/bench_large_tensors.py [--rounds 5] [--iters 20] [--threads 1] [--providers cpu] [--build-only]
 On a GPU machine: bench/gpu_check.sh (the same with --providers cuda: raw is onnxruntime-gpu's session.run).
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import MODELS, save
 
 SHAPE = (3, 224, 224)
-MODEL_FILES = {"resnet18": "large_resnet18.onnx", "cnn6ms": "large_cnn6ms.onnx"}
+MODEL_FILES = {"resnet18": "large_resnet18.onnx", "cnn6ms": "large_cnn6ms.onnx", "probe": "large_probe.onnx"}
 
 
 def torch_model(name: str) -> Any:
@@ -79,6 +81,10 @@ def ensure_model(name: str) -> Path:
     path = MODELS / MODEL_FILES[name]
     if path.exists():
         return path
+    if name == "probe":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(probe_onnx())
+        return path
     import torch
 
     MODELS.mkdir(parents=True, exist_ok=True)
@@ -89,6 +95,20 @@ def ensure_model(name: str) -> Path:
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
     )  # fmt: skip
     return path
+
+
+def probe_onnx() -> bytes:
+    """A per-channel mean over the same input: a ~0.05 ms run, so what remains is the path's own cost."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["input"], ["logits"], axes=[2, 3], keepdims=0)],
+        "probe",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *SHAPE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", SHAPE[0]])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    return bytes(model.SerializeToString())
 
 
 def served_state(path: Path, threads: int, providers: tuple[str, ...]) -> Any:
@@ -259,7 +279,7 @@ def json_options(x: Any, rounds: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="resnet18,cnn6ms")
+    parser.add_argument("--models", default="resnet18,cnn6ms,probe")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)

@@ -23,6 +23,7 @@ from modelfn.errors import (
 V2_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                 "FP16", "FP32", "FP64", "BF16", "BYTES"]  # fmt: skip
 BINARY = {"type": "string", "format": "binary"}
+BINARY_FLAG = "true: send this output (every output, for binary_data_output) binary; any other value: JSON"
 OBJECT = {"type": "object"}
 
 
@@ -81,11 +82,11 @@ SCHEMAS: dict[str, Any] = {
                     "required": ["name"],
                     "properties": {
                         "name": {"type": "string"},
-                        "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}},
+                        "parameters": {"type": "object", "properties": {"binary_data": {"description": BINARY_FLAG}}},
                     },
                 },
             },
-            "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
+            "parameters": {"type": "object", "properties": {"binary_data_output": {"description": BINARY_FLAG}}},
         },
     },
     "InferResponse": {
@@ -109,7 +110,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "inputs": {"description": "{input name: value} (columns), or a bare value for a single-input model"},
             "return_labels": {"type": "boolean", "description": "also return the arg-max label per row"},
-            "signature_name": {"type": "string", "description": "accepted for TF Serving clients and ignored"},
+            "signature_name": {"description": "accepted for TF Serving clients and ignored"},
         },
     },
     "PredictResponse": {

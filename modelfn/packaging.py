@@ -90,16 +90,11 @@ def package(
     from modelfn.bundle.manifest import Manifest
     from modelfn.bundle.schema import read_schema
     from modelfn.packaging_processing import ProcessingRequest, declare
-    from modelfn.packaging_samples import ImageSamples, image_tensor, pipeline_parity
+    from modelfn.packaging_samples import pipeline_report, pipeline_sample
     from modelfn.parity import check_parity, to_feeds
 
     request = processing or ProcessingRequest()
-    image_spec = request.image_spec()  # flags checked before the (slow) conversion
-    images = sample if isinstance(sample, ImageSamples) else None
-    if images is not None:
-        if image_spec is None:
-            raise PackagingError("sample images need image preprocessing: --preprocess image:...", field="sample")
-        sample = image_tensor(images, image_spec)
+    sample, images = pipeline_sample(sample, request)  # flags checked before the (slow) conversion
     check_model_name(name)
     if version < 1:
         raise PackagingError(f"version must be >= 1, got {version}", field="version")
@@ -142,20 +137,13 @@ def package(
         request, schema.inputs, schema.outputs, labels=labels, feature_names=exported.result.feature_names,
         sample_outputs=exported.native,
     )  # fmt: skip
-    if declared is not None and declared.image is not None and images is not None:
-        parity = parity.replace(preprocessing_samples=len(images.blobs))
-        if request.reference_preprocess:
-            score_output = declared.output.output if declared.output is not None else None
-            parity = parity.replace(**pipeline_parity(
-                onnx_bytes, declared.image, images, feeds[declared.image.input], request.reference_preprocess,
-                atol=atol, score_output=score_output, data_files=data_files,
-            ))  # fmt: skip
+    parity = pipeline_report(parity, declared, images, request, onnx_bytes, feeds, atol=atol, data_files=data_files)
     compression = None
     if quantize:
         from modelfn.compression import quantize_int8
 
         quantized = quantize_int8(
-            onnx_bytes, sample_feeds=feeds, native_outputs=exported.native, labels=exported.result.labels,
+            onnx_bytes, sample_feeds=feeds, native_outputs=exported.native, labels=labels,
             weight_type=quantize, reduce_range=True, min_agreement=min_agreement,
         )  # fmt: skip
         onnx_bytes, compression = quantized.onnx_bytes, quantized.report

@@ -28,7 +28,9 @@ from modelfn.errors import ModelfnError, PackagingError, ParityError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from modelfn.bundle.processing import ImageProcessing
+    from modelfn.bundle.manifest import ParityReport
+    from modelfn.bundle.processing import ImageProcessing, Processing
+    from modelfn.packaging_processing import ProcessingRequest
 
     Array = npt.NDArray[Any]
 
@@ -96,6 +98,47 @@ def _read_csv(path: Path) -> RecordSamples:
                 f"--sample {path.name}: row {number} has {len(row)} fields, the header {len(header)}", field="sample"
             )
     return RecordSamples({name: [row[i] for row in rows[1:]] for i, name in enumerate(header)})
+
+
+def pipeline_sample(sample: Any, request: ProcessingRequest) -> tuple[Any, ImageSamples | None]:
+    """The sample the adapter gets (sample images become the pipeline's tensor), and the images, if any."""
+    image_spec = request.image_spec()
+    images = sample if isinstance(sample, ImageSamples) else None
+    if images is not None and image_spec is None:
+        raise PackagingError("sample images need image preprocessing: --preprocess image:...", field="sample")
+    if request.reference_preprocess and (images is None or image_spec is None):
+        raise PackagingError(
+            "--reference-preprocess compares the image pipeline on sample images: give --preprocess image:..."
+            " and --sample with an image or a folder of images",
+            field="reference_preprocess",
+        )
+    if images is None or image_spec is None:
+        return sample, None
+    return image_tensor(images, image_spec), images
+
+
+def pipeline_report(
+    parity: ParityReport,
+    declared: Processing | None,
+    images: ImageSamples | None,
+    request: ProcessingRequest,
+    onnx_bytes: bytes,
+    feeds: Mapping[str, Array],
+    *,
+    atol: float,
+    data_files: Mapping[str, bytes] | None = None,
+) -> ParityReport:
+    """The parity report with the pipeline's figures: samples, and the comparison with the reference function."""
+    if declared is None or declared.image is None or images is None:
+        return parity
+    parity = parity.replace(preprocessing_samples=len(images.blobs))
+    if not request.reference_preprocess:
+        return parity
+    score_output = declared.output.output if declared.output is not None else None
+    return parity.replace(**pipeline_parity(
+        onnx_bytes, declared.image, images, feeds[declared.image.input], request.reference_preprocess,
+        atol=atol, score_output=score_output, data_files=data_files,
+    ))  # fmt: skip
 
 
 def image_tensor(samples: ImageSamples, spec: ImageProcessing) -> Array:

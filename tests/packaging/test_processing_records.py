@@ -115,6 +115,7 @@ def test_no_classify_leaves_output_processing_out(iris: tuple[Any, Any], tmp_pat
         (ProcessingRequest(preprocess="records", feature_names=["a", "b"]), "feature_names", "do not fit"),
         (ProcessingRequest(preprocess="image:size=32"), "preprocess.image.input", "4-D inputs"),
         (ProcessingRequest(labels=["a", "b"]), "labels", "one score per label"),
+        (ProcessingRequest(reference_preprocess="tests.packaging.images:reference"), "reference_preprocess", "images"),
     ],
 )
 def test_flags_that_do_not_fit_the_model_are_refused_naming_the_flag(

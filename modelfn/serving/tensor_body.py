@@ -89,7 +89,12 @@ def read_raw(body: bytes, spec: TensorSpec, shape_header: str | None) -> Array:
     """Little-endian bytes of the input's dtype, shaped by the header or by the manifest."""
     import numpy as np
 
-    dtype = np.dtype(spec.dtype).newbyteorder("<")
+    try:
+        dtype = np.dtype(spec.dtype).newbyteorder("<")
+    except TypeError as exc:  # bfloat16: no numpy dtype to view the bytes as
+        raise UnsupportedMediaType(
+            f"input {spec.name!r} is {spec.dtype}, which has no raw byte form here: send JSON", field="content-type"
+        ) from exc
     if len(body) % dtype.itemsize:
         raise UnprocessableInput(
             f"input {spec.name!r}: {len(body)} bytes is not a whole number of {spec.dtype} values", field=spec.name

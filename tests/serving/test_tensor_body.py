@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mangum import Mangum
 
 from modelfn.bundle.manifest import TensorSpec
@@ -148,6 +150,28 @@ def test_unsafe_or_malformed_npy_is_refused(client: SyncASGIClient, body: bytes,
     # THEN a 4xx naming the input, never a 500 and never an unpickled object
     assert response.status_code == status, response.text
     assert response.json()["field"] == "x"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(max_size=96) | st.builds(lambda b: npy(X)[:40] + b, st.binary(max_size=96)),
+    content_type=st.sampled_from(["application/octet-stream", "application/x-npy"]),
+    shape=st.none() | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=16),
+    accept=st.sampled_from(["application/json", "application/x-npy", "application/octet-stream", "*/*"]),
+)
+def test_any_raw_body_is_answered_or_refused_never_a_500(
+    client: SyncASGIClient, body: bytes, content_type: str, shape: str | None, accept: str
+) -> None:
+    # GIVEN arbitrary bytes (some behind a real .npy prefix), any shape header and any accepted reply
+    headers = {"content-type": content_type, "accept": accept, **({"x-tensor-shape": shape} if shape else {})}
+    # WHEN posted to /predict
+    response = client.post("/predict", content=body, headers=headers)
+    # THEN a 200 with both outputs, or a typed client error naming a field
+    if response.status_code == 200:
+        assert set(response.json()["predictions"]) == {"y", "label"}
+    else:
+        assert response.status_code in {400, 406, 415, 422}, response.text
+        assert response.json()["field"]
 
 
 def test_npy_array_is_a_read_only_view_of_the_body() -> None:

@@ -158,6 +158,10 @@ class OnnxModel:
         """``session.run``, or the IO-binding run: one host-to-device copy in, one device-to-host copy out."""
         if not self.io_binding or any(a.dtype.kind == "O" for a in feeds.values()):
             return list(self._session.run(wanted, dict(feeds)))
+        return self._run_bound(wanted, feeds)
+
+    def _run_bound(self, wanted: list[str], feeds: Mapping[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+        """One run through an IO binding: inputs bound from host arrays, outputs on ``self.device``."""
         import numpy as np
 
         binding = self._session.io_binding()

@@ -454,8 +454,11 @@ app.command("plan")(plan_command.plan)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point; `modelfn serve` with plain options skips typer's parse (cold start)."""
+    from modelfn.commands._direct import call_direct
+
+    if not call_direct({"serve": serve}, sys.argv[1:]):
+        app()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """JSON Lines in, one output line per input line, ``chunk_rows`` lines at a time.
 
 A line is either an ``{input name: value}`` object (other keys pass through) or, for a single-input
-model, the instance itself (a number or a list). Output lines are the input object with one key
-per model output added (``{"x": [...], "y": [...], "label": 2}``); a bare instance becomes
+model, the instance itself (a number or a list). A bundle that declares ``records`` also takes
+objects of its named features (``{"id": 7, "sepal_length": 5.1, ...}``; other keys pass through).
+Output lines are the input object with one key per model output added
+(``{"x": [...], "y": [...], "label": 2}``); a bare instance becomes
 ``{"instance": <line>, <output>: ...}``. An output name that is already a key of the line is refused.
 The input line's bytes are kept as they are and the outputs spliced in before its closing brace, like
 CSV lines keep theirs: re-serializing every input object cost as much CPU as parsing it.
@@ -86,7 +88,11 @@ def _load(line: bytes, line_no: int) -> Any:
 def _feeds(items: list[Any], ctx: ScoreContext, done: int) -> dict[str, Any]:
     """Named inputs from a chunk of lines: objects by key, bare instances for a single-input model."""
     specs = ctx.manifest.inputs
-    if all(isinstance(item, Mapping) for item in items):
+    records = ctx.manifest.processing.records if ctx.manifest.processing is not None else None
+    objects = all(isinstance(item, Mapping) for item in items)
+    if objects and records is not None and records.input is not None and records.input not in items[0]:
+        return _record_feeds(items, ctx, done)
+    if objects:
         feeds: dict[str, Any] = {}
         for spec in specs:
             column = []
@@ -108,3 +114,17 @@ def _feeds(items: list[Any], ctx: ScoreContext, done: int) -> dict[str, Any]:
             field=f"row {done + 1}",
         )
     return {specs[0].name: as_input(items, specs[0].dtype, field=specs[0].name)}
+
+
+def _record_feeds(items: list[Any], ctx: ScoreContext, done: int) -> dict[str, Any]:
+    """Objects of named features (a bundle declaring ``records``): the features fed in order, other keys carried."""
+    from modelfn.processing.records import records_to_feeds
+
+    processing = ctx.manifest.processing
+    assert processing is not None and processing.records is not None
+    features = processing.records.features
+    rows = [{name: item[name] for name in features if name in item} for item in items]
+    try:
+        return records_to_feeds(rows, processing.records, ctx.manifest, field="line")
+    except UnprocessableInput as exc:
+        raise UnprocessableInput(f"lines from {done + 1}: {exc.message}", field=exc.field) from exc

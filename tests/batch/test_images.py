@@ -148,7 +148,9 @@ def test_modelfn_batch_on_a_folder_of_images(cnn_bundle: Path, tmp_path: Path, s
     assert all(json.loads(p.read_text())["label"] in LABELS for p in found)
 
 
-def test_header_csv_for_a_records_bundle_is_mapped_by_feature_name(tmp_path: Path, signing_key: SigningKey) -> None:
+def test_header_csv_and_json_lines_for_a_records_bundle_are_mapped_by_feature_name(
+    tmp_path: Path, signing_key: SigningKey
+) -> None:
     # GIVEN an iris classifier whose bundle declares its feature names, and a CSV with the columns shuffled
     # and an id column
     import pandas as pd
@@ -181,3 +183,10 @@ def test_header_csv_for_a_records_bundle_is_mapped_by_feature_name(tmp_path: Pat
     with pytest.raises(UnprocessableInput, match="missing column 'petal_width'") as caught:
         score_object(bundle, LocalStore(folder), "missing.csv", str(tmp_path / "out"))
     assert caught.value.field == "petal_width"
+    # AND JSON Lines objects of named features (with an id) are mapped the same way
+    lines = [json.dumps({"id": f"r{i}", **row}) for i, row in enumerate(rows[features[::-1]].to_dict("records"))]
+    (folder / "rows.jsonl").write_text("\n".join(lines) + "\n")
+    scored = score_object(bundle, LocalStore(folder), "rows.jsonl", str(tmp_path / "out"))
+    answers = [json.loads(line) for line in (tmp_path / "out" / scored.output_key).read_text().splitlines()]
+    assert [a["id"] for a in answers] == [f"r{i}" for i in range(len(rows))]
+    assert [a["label"] for a in answers] == model.predict(rows).tolist()

@@ -228,7 +228,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "TorchServeForm": {
         "type": "object",
-        "properties": {"data": {**BINARY, "description": "an image file, or the rows as JSON"}},
+        "properties": {
+            "data": {**BINARY, "description": "an image file (several for a batch), or the rows as JSON"},
+            "body": {**BINARY, "description": "read like data, as older handlers named it"},
+            "file": {**BINARY, "description": "read like data"},
+        },
     },
     "Ping": {
         "type": "object",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any, get_args
 
@@ -264,3 +266,14 @@ def test_curl_lines_send_the_examples(linear: LoadedBundle) -> None:
         assert args[4] == "http://127.0.0.1:8080/v1/models/linear:predict"
         assert json.loads(args[args.index("-d") + 1]) == example["value"]
         assert "content-type: application/json" in args
+
+
+def test_the_document_builder_needs_no_web_framework_nor_pillow() -> None:
+    # WHEN the document modules are imported in a fresh interpreter
+    code = (
+        "import sys, modelfn.serving.openapi_document;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'pydantic', 'PIL')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # THEN neither FastAPI, pydantic nor Pillow came with them (the example picture is written with zlib)
+    assert out.strip() == "[]"

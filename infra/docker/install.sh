@@ -1,9 +1,9 @@
 #!/bin/sh
 # Install modelfn for one image flavour; the Dockerfiles run this, and so do the image tests
 # (no container engine there: they run the same script into a directory, then the image's CMD).
-#   install.sh cpu    DEST SRC   virtualenv at DEST with modelfn[cli] (onnxruntime, CPU)
-#   install.sh cuda   DEST SRC   virtualenv at DEST with modelfn[cli], onnxruntime-gpu instead of onnxruntime
-#   install.sh lambda DEST SRC   `pip install --target DEST` of modelfn (the Lambda base image brings the runtime client)
+#   install.sh cpu    DEST SRC   virtualenv at DEST with modelfn[cli,images] (onnxruntime, CPU; Pillow for image bundles)
+#   install.sh cuda   DEST SRC   virtualenv at DEST with modelfn[cli,images], onnxruntime-gpu instead of onnxruntime
+#   install.sh lambda DEST SRC   `pip install --target DEST` of modelfn[images] (the Lambda base image brings the runtime client)
 set -eu
 flavour=$1
 dest=$2
@@ -16,19 +16,19 @@ ORT_GPU=${ORT_GPU:-onnxruntime-gpu==1.31.1}
 case "$flavour" in
   cpu)
     "$python" -m venv "$dest"
-    "$dest/bin/python" -m pip install --disable-pip-version-check --quiet "$src[cli]"
+    "$dest/bin/python" -m pip install --disable-pip-version-check --quiet "$src[cli,images]"
     ;;
   cuda)
     "$python" -m venv "$dest"
     pip="$dest/bin/python -m pip install --disable-pip-version-check --quiet"
     # modelfn itself without its dependencies, then its dependency list with onnxruntime swapped.
     $pip --no-deps "$src"
-    "$dest/bin/python" "$src/infra/docker/requirements.py" --extra cli --replace "onnxruntime=$ORT_GPU" \
+    "$dest/bin/python" "$src/infra/docker/requirements.py" --extra cli --extra images --replace "onnxruntime=$ORT_GPU" \
       > "$dest/requirements-cuda.txt"
     $pip -r "$dest/requirements-cuda.txt"
     ;;
   lambda)
-    "$python" -m pip install --disable-pip-version-check --quiet --target "$dest" "$src"
+    "$python" -m pip install --disable-pip-version-check --quiet --target "$dest" "$src[images]"
     ;;
   *)
     echo "install.sh: unknown flavour '$flavour' (cpu, cuda, lambda)" >&2

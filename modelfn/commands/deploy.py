@@ -35,7 +35,9 @@ def deploy(
     infra: Annotated[Path | None, typer.Option("--infra", help="Template directory [infra/ of this checkout]")] = None,
 ) -> None:
     """Render infra for --target from the settings file into a build directory, then deploy it (or --dry-run)."""
-    from modelfn.deploy.model_check import check_published_model
+    import dataclasses
+
+    from modelfn.deploy.model_check import IMAGE_DECODER, check_published_model, needs_image_decoder
     from modelfn.deploy.render import INFRA_DIR, render
     from modelfn.deploy.run import deploy as run_deploy
     from modelfn.deploy.run import preflight
@@ -53,6 +55,9 @@ def deploy(
         if check_model if check_model is not None else not dry_run:
             statement = check_published_model(settings)
             typer.echo(f"model {statement.name} v{statement.version} verifies with the trusted keys")
+            if chosen in ("lambda", "sam") and needs_image_decoder(settings, statement):
+                settings = dataclasses.replace(settings, extras=(*settings.extras, IMAGE_DECODER))
+                typer.echo(f"the model declares image preprocessing: {IMAGE_DECODER} goes into the Lambda zip")
         build = out or Path("build") / "deploy" / target
         rendered = render(settings, chosen, build, infra_dir=infra_dir)
         for path in rendered.files:

@@ -56,7 +56,9 @@ def deploy(rendered: Rendered, settings: DeploySettings) -> str:
         from modelfn.deploy.targets.sam import CODE_ZIP
 
         if not settings.artifact:
-            build_lambda_zip(rendered.out_dir / CODE_ZIP, python_version=settings.python, arch=settings.arch)
+            build_lambda_zip(
+                rendered.out_dir / CODE_ZIP, python_version=settings.python, arch=settings.arch, extras=settings.extras
+            )
         command = [
             find_tool("sam"), "deploy", "--template-file", str(rendered.files[0]), "--stack-name", settings.name,
             "--capabilities", "CAPABILITY_IAM", "--resolve-s3", "--no-confirm-changeset",

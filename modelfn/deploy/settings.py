@@ -74,6 +74,8 @@ class DeploySettings:
     """Knative canary: the revision that keeps the rest of the traffic (read from the cluster when empty)."""
     artifact: str = ""
     """A prebuilt Lambda zip (``modelfn.deploy.lambda_package``); empty builds one into the output directory."""
+    extras: tuple[str, ...] = ()
+    """pip requirements added to the Lambda zip that modelfn builds (``pillow>=10`` serves image bundles)."""
 
     @property
     def container_image(self) -> str:

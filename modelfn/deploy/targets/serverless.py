@@ -97,7 +97,7 @@ def ensure_artifact(rendered: Rendered, settings: DeploySettings) -> Path:
 
     artifact = Path(json.loads((rendered.out_dir / PARAMS_FILE).read_text())["params"]["artifact"])
     if not artifact.is_file():
-        build_lambda_zip(artifact, python_version=settings.python, arch=settings.arch)
+        build_lambda_zip(artifact, python_version=settings.python, arch=settings.arch, extras=settings.extras)
     return artifact
 
 

@@ -31,6 +31,8 @@ BASE_URL = "http://127.0.0.1:8080"
 """Where ``modelfn serve`` listens by default; the curl lines use it."""
 MAX_INLINE_CURL = 400
 """Longer JSON bodies are shown in the curl line as ``-d @request.json``."""
+MAX_TEXT_LINES = 30
+Answers = dict[tuple[Any, str], "Response | None"]
 FILES = {
     "image/png": "image.png",
     "image/jpeg": "image.jpg",
@@ -49,9 +51,10 @@ def openapi_document(state: ModelState) -> dict[str, Any]:
     if bundle is None and state.model_name:  # the configured model: its paths answer 503 until it loads
         name = state.model_name
     paths: dict[str, dict[str, Any]] = {}
+    answers: Answers = {}  # a route with and without its version segment answers alike: run each example once
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(
-            route, state if bundle is not None else None, manifests, name, version
+            route, state if bundle is not None else None, manifests, name, version, answers
         )
     served = (
         f"Serving **{name}** version {version} (root digest `{bundle.root_digest}`): the examples below are"
@@ -73,7 +76,9 @@ def openapi_document(state: ModelState) -> dict[str, Any]:
     }
 
 
-def _operation(route: Route, state: ModelState | None, manifests: list[Manifest], name: str, version: str) -> Any:
+def _operation(
+    route: Route, state: ModelState | None, manifests: list[Manifest], name: str, version: str, answers: Answers
+) -> Any:
     path = route.path.replace("{name}", name).replace("{version}", version)
     operation: dict[str, Any] = {
         "tags": [route.tag],
@@ -90,7 +95,10 @@ def _operation(route: Route, state: ModelState | None, manifests: list[Manifest]
             if example.name in seen:
                 continue
             seen.add(example.name)
-            answer = _answer(state, route, path, example) if state is not None else None
+            key = (route.examples, example.name)
+            if key not in answers:
+                answers[key] = _answer(state, route, path, example) if state is not None else None
+            answer = answers[key]
             if state is None or answer is not None:
                 kept.append((example, answer))
     curls = [_curl(route.method, path, example) for example, _ in kept] or [_curl(route.method, path, None)]
@@ -147,8 +155,9 @@ def _add_answer(ok: dict[str, Any], name: str, answer: Response) -> None:
     media = answer.content_type.split(";", 1)[0].strip().lower()
     if media == JSON:
         shown: dict[str, Any] = {"value": orjson.loads(answer.body)}
-    elif media.startswith("text/"):
-        shown = {"value": answer.body.decode("utf-8", errors="replace")}
+    elif media.startswith("text/"):  # /metrics: the first lines are enough to show the format
+        lines = answer.body.decode("utf-8", errors="replace").splitlines()
+        shown = {"value": "\n".join(lines[:MAX_TEXT_LINES] + (["..."] if len(lines) > MAX_TEXT_LINES else []))}
     else:
         shown = {"externalValue": data_uri(answer.content_type, answer.body)}
     headers = {k: v for k, v in answer.headers if k.startswith(("inference-", "x-tensor-"))}

@@ -88,6 +88,9 @@ def infer_examples(manifest: Manifest) -> list[Example]:
             for s, v in zip(specs, values, strict=True)
         ]
         out.append(json_example("json", "JSON tensors", {"inputs": tensors}))
+        first = manifest.outputs[0].name
+        chosen = {"inputs": tensors, "outputs": [{"name": first}]}
+        out.append(json_example("json_outputs", f"JSON tensors, asking for {first!r} only", chosen))
         blobs = [
             encode_binary(np.array(v, dtype=object if s.dtype == "string" else s.dtype))
             for s, v in zip(specs, values, strict=True)

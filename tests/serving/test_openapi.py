@@ -200,8 +200,8 @@ def test_examples_come_from_the_served_manifest_and_each_answers_as_documented(l
     # THEN each answered 200 with the documented body, and every protocol and form has examples
     names = {line.split()[0] + " " + line.split()[-1] for line in sent}
     for expected in ["POST instances", "POST inputs", "POST return_labels", "POST keras_json", "POST json",
-                     "POST binary", "POST row", "POST columnar", "POST signature", "POST list", "POST data",
-                     "POST form_json", "GET served"]:  # fmt: skip
+                     "POST json_outputs", "POST binary", "POST row", "POST columnar", "POST signature", "POST list",
+                     "POST data", "POST form_json", "GET served"]:  # fmt: skip
         assert expected in names, expected
     document = _document(state)
     predict = document["paths"]["/predict"]["post"]

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shlex
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -23,7 +29,9 @@ from modelfn.loader import LoadedBundle
 from modelfn.serving import routes
 from modelfn.serving.asgi import create_app
 from modelfn.serving.compat_routes import CompatRouteName
+from modelfn.serving.openapi_document import BASE_URL
 from modelfn.serving.state import ModelState
+from tests.fixtures.bundles import Published
 from tests.serving.asgi_client import SyncASGIClient
 from tests.serving.tiny_models import served
 
@@ -277,3 +285,76 @@ def test_the_document_builder_needs_no_web_framework_nor_pillow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     # THEN neither FastAPI, pydantic nor Pillow came with them (the example picture is written with zlib)
     assert out.strip() == "[]"
+
+
+@pytest.fixture
+def served_url(local_published: Published, tmp_path: Path) -> Iterator[str]:
+    """A real ``modelfn serve`` (uvicorn) of the tiny model on a free 127.0.0.1 port, until it is ready."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    log = (tmp_path / "serve.log").open("wb")
+    command = [sys.executable, "-m", "modelfn.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, env={**os.environ, **local_published.env}, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(base + "/ping"):
+            assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@pytest.mark.slow
+def test_every_documented_curl_line_works_against_modelfn_serve(served_url: str, tmp_path: Path) -> None:
+    # GIVEN the document a real `modelfn serve` publishes
+    with urllib.request.urlopen(served_url + "/openapi.json", timeout=30) as response:
+        document = json.loads(response.read())
+    lines: list[tuple[str, bytes]] = []
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            examples = [
+                (example["description"].strip("`"), _body_of(media, example))
+                for media, content in operation.get("requestBody", {}).get("content", {}).items()
+                for example in content.get("examples", {}).values()
+            ]
+            lines += examples or [(operation["description"].split("```\n")[1].split("\n")[0], b"")]
+    assert len(lines) > 40
+    for index, (line, body) in enumerate(lines):
+        # WHEN each curl line is run by the real curl, with the file it uploads (if any) beside it
+        cwd = tmp_path / str(index)
+        cwd.mkdir()
+        for token in shlex.split(line):
+            if "@" in token:
+                (cwd / token.split("@", 1)[1].split(";", 1)[0]).write_bytes(body)
+        command = line.replace(BASE_URL, served_url) + " -o answer -w '%{http_code}'"
+        out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=cwd, timeout=60, check=True)
+        # THEN the served model answers 200
+        assert out.stdout == "200", (line, (cwd / "answer").read_bytes()[:300])
+
+
+def _body_of(media: str, example: dict[str, Any]) -> bytes:
+    """What a curl line's ``@file`` holds: the body, or for a form the one part's content."""
+    if "value" in example:
+        value = example["value"]
+        return json.dumps(value).encode() if media == "application/json" else str(value).encode()
+    body = _data_uri(example["externalValue"])[1]
+    if media == "multipart/form-data":
+        return body.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0]
+    return body

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from modelfn.bundle.manifest import TensorSpec
 from modelfn.bundle.processing import IMAGENET_MEAN, IMAGENET_STD
 from modelfn.errors import PackagingError
-from modelfn.packaging_processing import ProcessingRequest
+from modelfn.packaging_processing import ProcessingRequest, declare
 from modelfn.processing_flags import parse_names, read_labels
 
 
@@ -108,3 +110,40 @@ def test_feature_names_inline_or_from_a_file(tmp_path: Path) -> None:
         parse_names("a,b,a")
     with pytest.raises(PackagingError, match="empty name"):
         parse_names("a,,b")
+
+
+def _spec(name: str, dtype: str, shape: list[int]) -> TensorSpec:
+    return TensorSpec(name=name, dtype=dtype, shape=shape)  # type: ignore[arg-type]
+
+
+def test_one_logit_gets_sigmoid_and_probabilities_get_none() -> None:
+    # GIVEN a binary model answering one logit per row, and another answering probabilities
+    inputs = [_spec("x", "float32", [-1, 2])]
+    logit = [_spec("score", "float32", [-1, 1])]
+    proba = [_spec("label", "int64", [-1]), _spec("probabilities", "float32", [-1, 2])]
+    # WHEN the processing is declared from their sample outputs
+    binary, notes = declare(ProcessingRequest(threshold=0.3), inputs, logit, labels=["no", "yes"], feature_names=None,
+                            sample_outputs={"score": np.array([[-2.0], [3.5]])})  # fmt: skip
+    plain, _ = declare(ProcessingRequest(), inputs, proba, labels=["no", "yes"], feature_names=["a", "b"],
+                       sample_outputs={"probabilities": np.array([[0.2, 0.8], [0.9, 0.1]])})  # fmt: skip
+    # THEN the logit gets a sigmoid and the threshold, the probabilities no activation, and records their names
+    assert binary is not None and binary.output is not None
+    assert binary.output.output == "score" and binary.output.activation == "sigmoid"
+    assert binary.output.threshold == 0.3 and any("activation sigmoid" in note for note in notes)
+    assert plain is not None and plain.output is not None and plain.records is not None
+    assert plain.output.output == "probabilities" and plain.output.activation == "none"
+    assert plain.records.features == ["a", "b"] and plain.records.input == "x"
+
+
+def test_explicit_activation_wins_and_spark_style_inputs_become_per_input_features() -> None:
+    # GIVEN one model input per column (as Spark pipelines convert), probabilities out, and --sigmoid asked
+    inputs = [_spec("age", "float32", [-1, 1]), _spec("city", "string", [-1, 1])]
+    outputs = [_spec("prediction", "int64", [-1]), _spec("probability", "float32", [-1, 3])]
+    declared, _ = declare(
+        ProcessingRequest(activation="sigmoid", top_k=2), inputs, outputs, labels=["a", "b", "c"],
+        feature_names=["age", "city"], sample_outputs={"probability": np.full((2, 3), 1 / 3)},
+    )  # fmt: skip
+    # THEN each feature is the input of its name and the asked activation is kept
+    assert declared is not None and declared.records is not None and declared.output is not None
+    assert declared.records.input is None and declared.records.features == ["age", "city"]
+    assert declared.output.activation == "sigmoid" and declared.output.top_k == 2

@@ -111,7 +111,7 @@ def package(
     if converter_python is not None:
         exported = _export_in_interpreter(
             adapter, framework, model, sample, converter_python, converter_timeout,
-            options=options, allow_pickle=allow_pickle, opset=opset,
+            options=options, allow_pickle=allow_pickle, opset=opset, request=request,
         )  # fmt: skip
     else:
         exported = _export_here(adapter, model, sample, allow_pickle=allow_pickle, opset=opset, request=request)
@@ -231,9 +231,13 @@ def _export_in_interpreter(
     options: Mapping[str, Any] | None,
     allow_pickle: bool,
     opset: int | None,
+    request: ProcessingRequest,
 ) -> _Exported:
     from modelfn.converter_process import convert_in_interpreter
+    from modelfn.packaging_samples import RecordSamples, records_sample
 
+    if isinstance(sample, RecordSamples):  # names only from --feature-names: the model stays in the other interpreter
+        sample = records_sample(sample, request.feature_names, by_column=adapter.name == "spark")
     if not isinstance(model, str | os.PathLike):
         raise PackagingError(
             "a converter interpreter (--python) converts model files; save the model and pass its path", field="model"

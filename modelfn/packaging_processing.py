@@ -72,6 +72,7 @@ def declare(
     image = None
     if "image" in requested:
         image = _image(requested["image"], _image_input(requested["image"], inputs))
+        _check_image(image, inputs)
     records = _records(requested, request.feature_names or feature_names, inputs, image is not None)
     output = _output(requested, request, outputs, labels, sample_outputs, notes)
     if image is None and records is None and output is None:
@@ -106,6 +107,23 @@ def _image_input(raw: Any, inputs: Sequence[TensorSpec]) -> str:
             field="preprocess.image.input",
         )
     return candidates[0]
+
+
+def _check_image(image: ImageProcessing, inputs: Sequence[TensorSpec]) -> None:
+    """The pipeline's tensors fit the input it feeds: rank 4, the fixed dims, the dtype."""
+    spec = next((s for s in inputs if s.name == image.input), None)
+    if spec is None:
+        raise PackagingError(
+            f"--preprocess image: input {image.input!r} is not a model input; inputs are {[s.name for s in inputs]}",
+            field="preprocess.image.input",
+        )
+    made = tuple(max(d, 1) for d in image.tensor_shape())
+    if not spec.is_compatible(made) or spec.dtype != image.dtype:
+        raise PackagingError(
+            f"--preprocess image makes {image.dtype} {image.layout} tensors {image.tensor_shape()}; input"
+            f" {spec.name!r} takes {spec.dtype} {spec.shape} (set size=, layout= or dtype= to match)",
+            field="preprocess.image",
+        )
 
 
 def _records(

@@ -147,3 +147,18 @@ def test_explicit_activation_wins_and_spark_style_inputs_become_per_input_featur
     assert declared is not None and declared.records is not None and declared.output is not None
     assert declared.records.input is None and declared.records.features == ["age", "city"]
     assert declared.output.activation == "sigmoid" and declared.output.top_k == 2
+
+
+@pytest.mark.parametrize(
+    ("input_", "words"),
+    [
+        (_spec("img", "float32", [-1, 3, 224, 224]), "[-1, 3, 32, 32]"),
+        (_spec("img", "float16", [-1, 3, 32, 32]), "takes float16"),
+        (_spec("img", "float32", [-1, 32, 32, 3]), "layout="),
+    ],
+)
+def test_an_image_pipeline_that_does_not_fit_its_input_is_refused(input_: TensorSpec, words: str) -> None:
+    with pytest.raises(PackagingError) as caught:
+        declare(ProcessingRequest(preprocess="image:size=32"), [input_], [_spec("y", "float32", [-1, 3])],
+                labels=None, feature_names=None, sample_outputs={})  # fmt: skip
+    assert caught.value.field == "preprocess.image" and words in caught.value.message

@@ -1,10 +1,10 @@
 """The FastAPI app behind ``/docs``, ``/redoc`` and ``/openapi.json``, built on first use only.
 
 FastAPI gives the Swagger UI and ReDoc pages; the document itself is ``openapi_document``'s
-(plain JSON Schema and examples run against the served model), rebuilt only when the served model
-changes. Every other path goes to the lean app mounted underneath, so mounted on its own (as a
-container could) this app answers exactly as the lean app does. Only ``LeanApp.docs_app``
-imports this module, on the first documentation request.
+(plain JSON Schema and examples run against the served model), built in a worker thread and
+rebuilt only when the served model changes. Every other path goes to the lean app mounted
+underneath, so mounted on its own (as a container could) this app answers exactly as the lean app
+does. Only ``LeanApp.docs_app`` imports this module, on the first documentation request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from modelfn._version import __version__
 
@@ -28,6 +31,16 @@ class DocsApp(FastAPI):
         self.model_state = state
         self._document: tuple[object, dict[str, Any]] | None = None
         self._lock = threading.Lock()
+        # ahead of FastAPI's own /openapi.json, which would build the document on the event loop
+        self.router.routes.insert(0, Route(self.openapi_url or "/openapi.json", self.serve_document))
+
+    async def serve_document(self, request: Request) -> JSONResponse:
+        """``/openapi.json``: built in a worker thread (examples run the model), so serving never stalls."""
+        document = await run_in_threadpool(self.openapi)
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        if root_path and self.root_path_in_servers:  # behind a path prefix (an API Gateway stage)
+            document = {**document, "servers": [{"url": root_path}]}
+        return JSONResponse(document)
 
     def openapi(self) -> dict[str, Any]:
         """The document for the model served now (rebuilt once it loads, or if it ever changes)."""

@@ -7,6 +7,7 @@ and containers serve; the answer must be the documented one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
 
+import httpx
 import pytest
 from openapi_spec_validator import validate
 
@@ -358,3 +360,19 @@ def _body_of(media: str, example: dict[str, Any]) -> bytes:
     if media == "multipart/form-data":
         return body.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0]
     return body
+
+
+def test_behind_a_path_prefix_the_document_names_it(linear: LoadedBundle) -> None:
+    # GIVEN the app behind a path prefix (an API Gateway stage sets the ASGI root_path)
+    app = create_app(served(linear))
+
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, root_path="/prod")
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get("/openapi.json")
+
+    # WHEN the document is fetched
+    response = asyncio.run(fetch())
+    # THEN it names the prefix as its server, so Swagger UI's requests reach the routes
+    assert response.status_code == 200 and response.json()["servers"] == [{"url": "/prod"}]
+    assert "Serving **linear**" in response.json()["info"]["description"]

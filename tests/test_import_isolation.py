@@ -40,6 +40,7 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
         "import modelfn.serving.asgi, modelfn.serving.state",
         "import modelfn.loader, modelfn.runtime.onnx_session",
         "import modelfn.container, modelfn.handlers._snapstart",
+        "import modelfn.serving.batching",  # container adaptive batching
         "import modelfn.batch.runner, modelfn.batch.spark_engine, modelfn.commands.batch",  # Spark, pandas: lazy
         "import modelfn.bundle.encryption, modelfn.signing.kms",  # decrypting an encrypted bundle at load
     ],

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelfn.errors import ModelNotReady
 from modelfn.runtime.base import check_output_names, validate_feeds
-from modelfn.serving.metrics import INFERENCE_BATCH_ROWS, INFERENCE_BATCH_SIZE, METRICS, Metrics
+from modelfn.serving.metrics import (
+    INFERENCE_BATCH_ROWS,
+    INFERENCE_BATCH_SIZE,
+    INFERENCE_BATCH_WAIT,
+    METRICS,
+    MILLISECONDS,
+    Metrics,
+)
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -150,7 +157,7 @@ class Batcher:
         self.max_delay_s = max_delay_ms / 1e3
         self.metrics = metrics
         self.runs = 0
-        """Model runs made by the worker (merged or alone after a failed merge)."""
+        """Model runs made (merged, a lone request on its own thread, or one per request after a failed merge)."""
         self.requests = 0
         """Requests answered by those runs."""
         self._specs = {spec.name: spec for spec in model.manifest.inputs}
@@ -158,6 +165,8 @@ class Batcher:
         self._queue: list[_Item] = []
         self._decoding = 0
         self._closed = False
+        self._busy = 0
+        """Model runs under way (the worker's or a lone request's): what arrives meanwhile is batched."""
         threads = min(MAX_REQUEST_THREADS, max(MIN_REQUEST_THREADS, 2 * max_batch_size))
         self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="modelfn-request")
         self._worker = threading.Thread(target=self._work, name=f"modelfn-batcher-{model.manifest.name}", daemon=True)
@@ -217,8 +226,15 @@ class Batcher:
                     raise concurrent.futures.CancelledError
                 ticket.item = item
                 self._stop_decoding(ticket)
-            self._queue.append(item)
-            self._cond.notify_all()
+            alone = not self._queue and not self._busy and self._decoding == 0
+            if alone:  # nobody to wait for: run on this thread, no hop to the worker (a lone client pays nothing)
+                self._busy += 1
+                item.future.set_running_or_notify_cancel()
+            else:
+                self._queue.append(item)
+                self._cond.notify()
+        if alone:
+            self._run([item])
         return item.future.result()
 
     def _done_decoding(self, ticket: Ticket) -> None:
@@ -229,7 +245,8 @@ class Batcher:
         if ticket.decoding:
             ticket.decoding = False
             self._decoding -= 1
-            self._cond.notify_all()
+            if self._queue:  # the worker only waits on decoding requests while something is queued
+                self._cond.notify()
 
     def _cancel(self, ticket: Ticket) -> None:
         with self._cond:
@@ -237,7 +254,6 @@ class Batcher:
             item = ticket.item
             if item is not None and item.future.cancel() and item in self._queue:
                 self._queue.remove(item)
-            self._cond.notify_all()
 
     # worker side ----------------------------------------------------------------------------------
 
@@ -248,12 +264,15 @@ class Batcher:
                     self._cond.wait()
                 if self._closed:
                     return
-                while self._queue and self._decoding > 0 and sum(i.rows for i in self._queue) < self.max_rows:
+                while (
+                    self._queue and (self._decoding or self._busy) and sum(i.rows for i in self._queue) < self.max_rows
+                ):
                     left = self._queue[0].arrived + self.max_delay_s - time.monotonic()
                     if left <= 0 or self._closed:
                         break
                     self._cond.wait(left)
                 batch = self._take() if self._queue else []  # cancelled requests may have left it empty
+                self._busy += bool(batch)
             if batch:
                 self._run(batch)
 
@@ -273,26 +292,35 @@ class Batcher:
 
     def _run(self, batch: list[_Item]) -> None:
         """One merged run split back per request; if it fails, each request runs alone for its own answer."""
+        started = time.monotonic()
+        for item in batch:
+            self.metrics.add(INFERENCE_BATCH_WAIT, (started - item.arrived) * 1e3, MILLISECONDS)
         self.metrics.add(INFERENCE_BATCH_SIZE, len(batch))
         self.metrics.add(INFERENCE_BATCH_ROWS, sum(item.rows for item in batch))
-        if len(batch) > 1:
-            try:
-                pieces = self._merged(batch)
-            except Exception as exc:
-                logger.info("a merged run of %d requests failed (%s); running each alone", len(batch), exc)
-            else:
-                self.runs += 1
+        runs = 1
+        try:
+            if len(batch) > 1:
+                try:
+                    pieces = self._merged(batch)
+                except Exception as exc:
+                    logger.info("a merged run of %d requests failed (%s); running each alone", len(batch), exc)
+                else:
+                    for item, piece in zip(batch, pieces, strict=True):
+                        item.future.set_result(piece)
+                    return
+            runs = len(batch)
+            for item in batch:
+                try:
+                    item.future.set_result(self.model.predict(item.arrays, item.wanted))
+                except BaseException as exc:  # every error goes back to its own request
+                    item.future.set_exception(exc)
+        finally:
+            with self._cond:
+                self.runs += runs
                 self.requests += len(batch)
-                for item, piece in zip(batch, pieces, strict=True):
-                    item.future.set_result(piece)
-                return
-        for item in batch:
-            self.runs += 1
-            self.requests += 1
-            try:
-                item.future.set_result(self.model.predict(item.arrays, item.wanted))
-            except BaseException as exc:  # every error goes back to its own request
-                item.future.set_exception(exc)
+                self._busy -= 1
+                if self._queue:  # waking an idle worker for nothing would cost it a GIL switch
+                    self._cond.notify()
 
     def _merged(self, batch: list[_Item]) -> list[Arrays]:
         import numpy as np

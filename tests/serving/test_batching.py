@@ -31,7 +31,7 @@ from modelfn.loader import LoadedBundle
 from modelfn.runtime.onnx_session import OnnxModel
 from modelfn.serving.asgi import create_app
 from modelfn.serving.batching import Batcher, batched_bundle
-from modelfn.serving.metrics import INFERENCE_BATCH_ROWS, INFERENCE_BATCH_SIZE, METRICS
+from modelfn.serving.metrics import INFERENCE_BATCH_ROWS, INFERENCE_BATCH_SIZE, INFERENCE_BATCH_WAIT, METRICS
 from modelfn.serving.state import ModelState
 from tests.fixtures.bundles import Published
 from tests.serving.tiny_models import ROOT_DIGEST, VERIFIED_AT, expected_linear, manifest
@@ -115,6 +115,8 @@ def test_concurrent_requests_share_runs_and_each_gets_its_unbatched_answer(linea
     sizes = [v for n, v in seen if n == INFERENCE_BATCH_SIZE]
     assert max(sizes) > 1 and sum(sizes) == 32
     assert sum(v for n, v in seen if n == INFERENCE_BATCH_ROWS) == sum(len(x) for x in xs)
+    waits = [v for n, v in seen if n == INFERENCE_BATCH_WAIT]
+    assert len(waits) == 32 and min(waits) >= 0
     # AND each answer is exactly what the model gives that request alone
     for i, (x, response) in enumerate(zip(xs, responses, strict=True)):
         assert response.status_code == 200, response.text

@@ -178,7 +178,7 @@ def run_server(settings: Settings) -> None:
 def server_stack() -> tuple[str, str]:
     """uvicorn's event loop and HTTP parser: uvloop + httptools when installed (the ``cli`` extra), else asyncio + h11.
 
-    Measured on the RF: uvloop + httptools take ~0.2 ms off every warm request (bench/seed_systems).
+    Measured on the RF (8 alternating fresh servers): warm p50 1.03 -> 0.87 ms with uvloop + httptools.
     """
     from importlib.util import find_spec
 

@@ -166,6 +166,8 @@ class Batcher:
         self._decoding = 0
         self._closed = False
         self._busy = 0
+        self._in_flight = 0
+        """Requests on request threads (decoding, queued, running or encoding): 1 means a lone client."""
         """Model runs under way (the worker's or a lone request's): what arrives meanwhile is batched."""
         threads = min(MAX_REQUEST_THREADS, max(MIN_REQUEST_THREADS, 2 * max_batch_size))
         self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="modelfn-request")
@@ -197,6 +199,7 @@ class Batcher:
                 return None
             ticket.decoding = True
             self._decoding += 1
+            self._in_flight += 1
         token = _TICKET.set(ticket)
         try:
             return fn(*args)
@@ -204,7 +207,9 @@ class Batcher:
             return None
         finally:
             _TICKET.reset(token)
-            self._done_decoding(ticket)
+            with self._cond:
+                self._stop_decoding(ticket)
+                self._in_flight -= 1
 
     def predict(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> Arrays:
         """Validate (a bad request fails here, alone), queue, wait for this request's share of a run."""
@@ -226,8 +231,8 @@ class Batcher:
                     raise concurrent.futures.CancelledError
                 ticket.item = item
                 self._stop_decoding(ticket)
-            alone = not self._queue and not self._busy and self._decoding == 0
-            if alone:  # nobody to wait for: run on this thread, no hop to the worker (a lone client pays nothing)
+            alone = self._in_flight <= 1 and not self._queue and not self._busy
+            if alone:  # the only request in the server: run on this thread, no hop to the worker
                 self._busy += 1
                 item.future.set_running_or_notify_cancel()
             else:

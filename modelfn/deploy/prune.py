@@ -108,6 +108,9 @@ RULES: tuple[PruneRule, ...] = (
         (
             "modelfn/adapters/",
             "modelfn/packaging.py",
+            "modelfn/packaging_processing.py",
+            "modelfn/packaging_samples.py",
+            "modelfn/processing_flags.py",
             "modelfn/compression.py",
             "modelfn/onnx_optimize.py",
             "modelfn/parity.py",

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import InvalidRequest, UnprocessableInput, UnsupportedMediaType
-from modelfn.serving.codecs import json_data
 from modelfn.serving.inference import run_model
+from modelfn.serving.predict import answer
 from modelfn.serving.responses import Response, json_response
 
 if TYPE_CHECKING:
@@ -261,7 +261,8 @@ def check_reply_form(form: str, output_names: list[str]) -> None:
 
 
 def predict(state: ModelState, body: bytes, headers: Mapping[str, str]) -> Response:
-    """``POST /predict`` with a raw tensor body: ``{"predictions": ...}`` or the tensor itself."""
+    """``POST /predict`` with a raw tensor body: the JSON answer of ``/predict`` (labels and top-k when the
+    bundle declares output processing), or the tensor itself."""
     bundle = state.require()
     form = reply_form(headers)
     check_reply_form(form, bundle.model.output_names)
@@ -269,9 +270,7 @@ def predict(state: ModelState, body: bytes, headers: Mapping[str, str]) -> Respo
     results = run_model(bundle.model, {name: array})
     if form != JSON:
         return tensor_response(results, form)
-    if len(results) == 1:
-        return json_response({"predictions": json_data(next(iter(results.values())), flat=False)})
-    return json_response({"predictions": {n: json_data(a, flat=False) for n, a in results.items()}})
+    return json_response(answer(bundle.manifest, results, return_labels=False))
 
 
 def tensor_response(results: Mapping[str, Array], form: str) -> Response:

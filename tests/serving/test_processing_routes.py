@@ -239,3 +239,19 @@ def test_lambda_events_with_base64_image_bodies(images: LoadedBundle, source: st
     assert _top(json.loads(answers["torchserve"]["body"])) == "red"
     assert json.loads(answers["keras"]["body"])["predictions"][0]["label"] == "green"
     assert answers["bomb"]["statusCode"] == 413
+
+
+def test_a_raw_tensor_body_gets_the_declared_labels_too(image_client: SyncASGIClient) -> None:
+    # GIVEN the colour bundle (output processing declared) and a preprocessed tensor of a blue picture, as .npy
+    import io
+
+    tensor = np.zeros((1, 3, 8, 8), dtype=np.float32)
+    tensor[0, 2] = 1.0
+    npy = io.BytesIO()
+    np.save(npy, tensor)
+    # WHEN sent as a raw tensor instead of an image
+    answer = image_client.post("/predict", content=npy.getvalue(), headers={"content-type": "application/x-npy"})
+    # THEN the answer carries the labels and top-k, as JSON and image requests do
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["labels"] == ["blue"]
+    assert answer.json()["top_k"][0][0]["label"] == "blue"

@@ -39,14 +39,14 @@ LAYERS = (784, 512, 512, 10)
 SERVERS = ("modelfn-off", "modelfn-on", "fastapi-ort")
 
 
-def build_mlp(path: Path) -> None:
-    """MLP 784-512-512-10 (Gemm + Relu), dynamic batch axis ``N``, random weights (seed 0)."""
+def build_mlp(path: Path, layers: Sequence[int] = LAYERS) -> None:
+    """An MLP (Gemm + Relu; 784-512-512-10 by default), dynamic batch axis ``N``, random weights (seed 0)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     nodes, inits, prev = [], [], "input"
-    last = len(LAYERS) - 2
-    for i, (n_in, n_out) in enumerate(zip(LAYERS, LAYERS[1:], strict=False)):
+    last = len(layers) - 2
+    for i, (n_in, n_out) in enumerate(zip(layers, layers[1:], strict=False)):
         w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(np.zeros(n_out, np.float32), f"B{i}")]
         gemm = "output" if i == last else f"g{i}"
@@ -57,15 +57,15 @@ def build_mlp(path: Path) -> None:
     graph = helper.make_graph(
         nodes,
         "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", LAYERS[0]])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", LAYERS[-1]])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", layers[0]])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", layers[-1]])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     path.write_bytes(model.SerializeToString())
 
 
-def publish(workdir: Path) -> tuple[Path, dict[str, str]]:
+def publish(workdir: Path, layers: Sequence[int] = LAYERS) -> tuple[Path, dict[str, str]]:
     """Build, package, sign and push the MLP; the ONNX path and the MODELFN_* env that serves it."""
     from modelfn.packaging import package
     from modelfn.repository.transfer import push_bundle
@@ -74,7 +74,7 @@ def publish(workdir: Path) -> tuple[Path, dict[str, str]]:
     from modelfn.store.registry import store_for
 
     onnx_path, store, bundle = workdir / "mlp.onnx", workdir / "store", workdir / "bundle"
-    build_mlp(onnx_path)
+    build_mlp(onnx_path, layers)
     write_keypair(workdir / "k.key", workdir / "k.pub")
     package(onnx_path, None, bundle, name="mlp", version=1)
     sign_bundle(bundle, KeyFileSigner(workdir / "k.key"), name="mlp", version=1)
@@ -209,12 +209,13 @@ def run(
     rounds: int = 2,
     max_batch_size: int = 32,
     max_batch_delay_ms: float = 5.0,
+    layers: Sequence[int] = LAYERS,
 ) -> dict[str, Any]:
     """Requests/s, p50 and p99 per server and concurrency (median of ``rounds`` alternated runs), and the ratios."""
-    body = json.dumps({"instances": [np.random.default_rng(1).standard_normal(LAYERS[0]).round(5).tolist()]}).encode()
+    body = json.dumps({"instances": [np.random.default_rng(1).standard_normal(layers[0]).round(5).tolist()]}).encode()
     with tempfile.TemporaryDirectory(prefix="bench-batching-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        onnx_path, env = publish(work)
+        onnx_path, env = publish(work, layers)
         body_file = work / "body.json"
         body_file.write_bytes(body)
         serve = [sys.executable, "-m", "modelfn.cli", "serve"]
@@ -265,7 +266,7 @@ def run(
         for c in concurrency_levels
     }
     return {
-        "model": "MLP 784-512-512-10, one row per request, POST /predict JSON",
+        "model": f"MLP {'-'.join(map(str, layers))}, one row per request, POST /predict JSON",
         "settings": {"max_batch_size": max_batch_size, "max_batch_delay_ms": max_batch_delay_ms},
         "requests_per_run": requests,
         "rounds": rounds,
@@ -298,6 +299,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-batch-delay-ms", type=float, default=5.0)
+    parser.add_argument("--layers", default=",".join(map(str, LAYERS)), help="MLP widths, input first")
     parser.add_argument("--out", default="batching")
     opts = parser.parse_args()
     levels = [int(c) for c in opts.levels.split(",")]
@@ -307,6 +309,7 @@ def main() -> None:
         rounds=opts.rounds,
         max_batch_size=opts.max_batch_size,
         max_batch_delay_ms=opts.max_batch_delay_ms,
+        layers=[int(n) for n in opts.layers.split(",")],
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{opts.out}.json"

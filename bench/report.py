@@ -41,9 +41,7 @@ def _met(r: Row) -> str:
     return "yes" if r.met else "**no**"
 
 
-def bench_rows(
-    bench: Bench, results: Path, status: dict[str, Any] | None, started: float | None
-) -> tuple[list[Row], str]:
+def bench_rows(bench: Bench, results: Path, status: dict[str, Any] | None) -> tuple[list[Row], str]:
     """The rows of one benchmark and its status text."""
     path = results / bench.result
     state = (status or {}).get("status")
@@ -61,16 +59,19 @@ def bench_rows(
     mtime = path.stat().st_mtime
     when = dt.datetime.fromtimestamp(mtime, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     quick = " (--quick)" if status and status.get("quick") else ""
-    text = f"ran{quick}, {status['seconds']:.0f} s" if state == "ok" and status else "results file present"
-    if started is not None and mtime < started:
-        text = f"figures from an earlier run ({when})"
+    if state == "ok" and status and mtime >= status.get("at", 0):
+        text = f"ran{quick} {when}, {status['seconds']:.0f} s"
+    elif state == "ok":
+        text = f"ran, but its results file is older ({when}): figures from an earlier run"
+    else:
+        text = f"results file written {when}, not by run_all.py"
     try:
         rows = bench.reader(data)
     except (KeyError, TypeError, ValueError) as exc:
         return [Row(f"{bench.name}: results unreadable", note=f"{type(exc).__name__}: {exc}")], text
     if not rows:
         rows = [Row(f"{bench.name}: results present, no rows", note=f"see {bench.result}")]
-    if text.startswith("figures from"):
+    if text.endswith("earlier run"):
         for r in rows:
             r.note = (r.note + "; " if r.note else "") + text
     return rows, text
@@ -88,7 +89,7 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def build(results: Path = RESULTS, statuses: dict[str, Any] | None = None, started: float | None = None) -> Path:
+def build(results: Path = RESULTS, statuses: dict[str, Any] | None = None) -> Path:
     """Write results/latest.md and results/charts/*.png; return the markdown's path."""
     from charts import draw_all
 
@@ -96,7 +97,7 @@ def build(results: Path = RESULTS, statuses: dict[str, Any] | None = None, start
     rows: list[Row] = []
     status_lines = ["| benchmark | script | status |", "|---|---|---|"]
     for bench in BENCHES:
-        bench_rows_, text = bench_rows(bench, results, statuses.get(bench.name), started)
+        bench_rows_, text = bench_rows(bench, results, statuses.get(bench.name))
         rows += bench_rows_
         status_lines.append(f"| {bench.name} | bench/{bench.script} | {text} |")
     failed = {b.result for b in BENCHES if (statuses.get(b.name) or {}).get("status") in ("failed", "timed out")}
@@ -133,4 +134,4 @@ def build(results: Path = RESULTS, statuses: dict[str, Any] | None = None, start
 if __name__ == "__main__":
     saved = RESULTS / "run_all.json"
     state = json.loads(saved.read_text()) if saved.exists() else {}
-    print(build(RESULTS, state.get("benches"), state.get("started")).read_text())
+    print(build(RESULTS, state.get("benches")).read_text())

@@ -95,7 +95,7 @@ def main() -> None:
         state_path.write_text(json.dumps(state, indent=2))
     from report import build
 
-    out = build(RESULTS, statuses, state.get("started"))
+    out = build(RESULTS, statuses)
     print(out.read_text())
     print(f"wrote {out} and {RESULTS / 'charts'}/")
     failed = [n for n in (b.name for b in selected) if statuses.get(n, {}).get("status") in ("failed", "timed out")]

@@ -100,7 +100,7 @@ def test_run_all_quick_one_benchmark_end_to_end(tmp_path: Path) -> None:
     md = (tmp_path / "latest.md").read_text()
     row = _table_row(md, "resolve latest: LIST requests at 10 ÷ at 1 versions")
     assert row[1] == row[2] == "2.0 requests" and row[3:] == ["1.00×", "≤ 1×", "yes"]
-    assert "| latest_versions | bench/bench_latest_versions.py | ran (--quick)," in md
+    assert "| latest_versions | bench/bench_latest_versions.py | ran (--quick) 20" in md
     # AND the benchmarks it did not run are listed as such
     assert "not run yet" in _table_row(md, "coldstart: no figures")[0]
     assert not (tmp_path / "models").exists()

@@ -101,9 +101,10 @@ def linear_batching(linear: LoadedBundle) -> Iterator[ModelState]:
 
 
 def test_concurrent_requests_share_runs_and_each_gets_its_unbatched_answer(linear_batching: ModelState) -> None:
-    # GIVEN 32 concurrent requests of 1-3 rows each, over V2 and /predict
+    # GIVEN 32 concurrent requests of 1-3 rows each, over /predict, V2 infer and TF Serving's predict
     xs = [RNG.normal(size=(1 + i % 3, 4)).astype(np.float32) for i in range(32)]
-    requests = [_v2(x) if i % 2 else ("/predict", {"instances": x.tolist()}) for i, x in enumerate(xs)]
+    routes = ["/predict", "/v2/models/linear/infer", "/v1/models/linear:predict"]
+    requests = [_v2(x) if i % 3 == 1 else (routes[i % 3], {"instances": x.tolist()}) for i, x in enumerate(xs)]
     batcher = linear_batching.batcher
     assert batcher is not None
     # WHEN they are sent at once
@@ -121,9 +122,13 @@ def test_concurrent_requests_share_runs_and_each_gets_its_unbatched_answer(linea
     for i, (x, response) in enumerate(zip(xs, responses, strict=True)):
         assert response.status_code == 200, response.text
         y, label = expected_linear(x)
-        if i % 2:
+        if i % 3 == 1:
             np.testing.assert_allclose(_v2_output(response, "y"), y, rtol=1e-6)
             assert _v2_output(response, "label").tolist() == label.tolist()
+        elif i % 3 == 2:
+            rows = response.json()["predictions"]
+            np.testing.assert_allclose([row["y"] for row in rows], y, rtol=1e-6)
+            assert [row["label"] for row in rows] == label.tolist()
         else:
             np.testing.assert_allclose(np.asarray(response.json()["predictions"]["y"]), y, rtol=1e-6)
 

@@ -113,7 +113,7 @@ def _json_strings(data: Any, shape: tuple[int, ...], expected: int, *, field: st
     """BYTES as JSON: strings kept exactly as sent (an object array: numpy's ``str`` arrays drop trailing NULs)."""
     import numpy as np
 
-    items = _flat(data if isinstance(data, list) else [data], field=field)
+    items = flat_items(data if isinstance(data, list) else [data], field=field)
     if not all(isinstance(item, str) for item in items):
         raise UnprocessableInput(f"tensor {field!r} data is not BYTES: every element must be a string", field=field)
     if len(items) != expected:
@@ -125,7 +125,7 @@ def _json_strings(data: Any, shape: tuple[int, ...], expected: int, *, field: st
     return array.reshape(shape)
 
 
-def _flat(data: list[Any], *, field: str) -> list[Any]:
+def flat_items(data: list[Any], *, field: str) -> list[Any]:
     """Nested JSON lists flattened in row-major order (V2 allows flat or nested data)."""
     out: list[Any] = []
     stack: list[tuple[list[Any], int]] = [(data, 0)]
@@ -165,7 +165,15 @@ def decode_binary_data(raw: memoryview, datatype: str, shape: tuple[int, ...], *
 
 def deserialize_bytes(raw: memoryview, count: int, *, field: str) -> list[str]:
     """Triton's BYTES wire format: per element a little-endian uint32 length then the bytes (UTF-8 here)."""
-    items: list[str] = []
+    try:
+        return [item.decode() for item in deserialize_raw_bytes(raw, count, field=field)]
+    except UnicodeDecodeError as exc:
+        raise UnprocessableInput(f"tensor {field!r} BYTES element is not UTF-8 text", field=field) from exc
+
+
+def deserialize_raw_bytes(raw: memoryview, count: int, *, field: str) -> list[bytes]:
+    """The BYTES wire format's elements as bytes (encoded images are not text)."""
+    items: list[bytes] = []
     offset = 0
     try:
         while offset < len(raw):
@@ -173,12 +181,10 @@ def deserialize_bytes(raw: memoryview, count: int, *, field: str) -> list[str]:
             offset += 4
             if offset + length > len(raw):
                 raise UnprocessableInput(f"tensor {field!r} BYTES element overruns the data", field=field)
-            items.append(bytes(raw[offset : offset + length]).decode())
+            items.append(bytes(raw[offset : offset + length]))
             offset += length
     except struct.error as exc:
         raise UnprocessableInput(f"tensor {field!r} BYTES data is truncated", field=field) from exc
-    except UnicodeDecodeError as exc:
-        raise UnprocessableInput(f"tensor {field!r} BYTES element is not UTF-8 text", field=field) from exc
     if len(items) != count:
         raise UnprocessableInput(f"tensor {field!r} has {len(items)} BYTES elements, shape needs {count}", field=field)
     return items

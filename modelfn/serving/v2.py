@@ -9,19 +9,22 @@ outputs come back binary when the request asks (``binary_data_output`` or per-ou
 
 from __future__ import annotations
 
+import base64
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelfn._version import __version__
-from modelfn.errors import InvalidRequest
-from modelfn.serving import codecs, tensor_body
+from modelfn.errors import InvalidRequest, UnprocessableInput
+from modelfn.serving import codecs, processed, tensor_body
 from modelfn.serving.inference import BINARY_TYPES, JSON_TYPES, header_int, require_content_type, run_model
 from modelfn.serving.responses import OCTET_STREAM, Response, dumps, json_response
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from modelfn.bundle.manifest import TensorSpec
+    from modelfn.bundle.manifest import Manifest, TensorSpec
+    from modelfn.bundle.processing import ImageProcessing
     from modelfn.loader import LoadedBundle
     from modelfn.serving.state import ModelState
 
@@ -77,7 +80,7 @@ def infer(state: ModelState, name: str, version: str | None, body: bytes, header
     request = codecs.loads(header)
     if not isinstance(request, dict):
         raise InvalidRequest("the inference request must be a JSON object", field="body")
-    feeds = _decode_inputs(request.get("inputs"), binary)
+    feeds = _decode_inputs(request.get("inputs"), binary, bundle.manifest)
     wanted = _requested_outputs(request)
     results = run_model(bundle.model, feeds, [n for n, _ in wanted] if wanted else None)
     return _respond(bundle, request, wanted, results)
@@ -158,8 +161,13 @@ def _parameters(obj: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     return params
 
 
-def _decode_inputs(inputs: Any, binary: memoryview) -> dict[str, npt.NDArray[Any]]:
-    """Each input from JSON ``data`` or its slice of the binary tail; every binary byte must be claimed."""
+def _decode_inputs(inputs: Any, binary: memoryview, manifest: Manifest) -> dict[str, npt.NDArray[Any]]:
+    """Each input from JSON ``data`` or its slice of the binary tail; every binary byte must be claimed.
+
+    A bundle with image preprocessing also takes its image input as a ``BYTES`` tensor of encoded
+    pictures (binary elements, or base64 strings in JSON ``data`` as KServe's V2 image examples send).
+    """
+    image = processed.image_spec(manifest)
     if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
         raise InvalidRequest("'inputs' must be a non-empty list of tensor objects", field="inputs")
     feeds: dict[str, npt.NDArray[Any]] = {}
@@ -180,15 +188,47 @@ def _decode_inputs(inputs: Any, binary: memoryview) -> dict[str, npt.NDArray[Any
                     f"input {name!r} binary_data_size {size!r} does not fit the {len(binary)} binary bytes sent",
                     field=name,
                 )
-            feeds[name] = codecs.decode_binary_data(binary[offset : offset + size], datatype, shape, field=name)
+            raw = binary[offset : offset + size]
+            if image is not None and name == image.input and datatype == "BYTES":
+                feeds[name] = _images(codecs.deserialize_raw_bytes(raw, math.prod(shape), field=name), image, name)
+            else:
+                feeds[name] = codecs.decode_binary_data(raw, datatype, shape, field=name)
             offset += size
         elif "data" in tensor:
-            feeds[name] = codecs.decode_json_data(tensor["data"], datatype, shape, field=name)
+            if image is not None and name == image.input and datatype == "BYTES":
+                feeds[name] = _images(_b64_items(tensor["data"], math.prod(shape), name), image, name)
+            else:
+                feeds[name] = codecs.decode_json_data(tensor["data"], datatype, shape, field=name)
         else:
             raise InvalidRequest(f"input {name!r} has neither 'data' nor a binary_data_size", field=name)
     if offset != len(binary):
         raise InvalidRequest(f"{len(binary) - offset} binary bytes after the inputs belong to no tensor", field="body")
     return feeds
+
+
+def _images(blobs: list[bytes], spec: ImageProcessing, name: str) -> npt.NDArray[Any]:
+    from modelfn.processing.images import images_to_tensor
+
+    return images_to_tensor(blobs, spec, field=name)
+
+
+def _b64_items(data: Any, count: int, name: str) -> list[bytes]:
+    """JSON ``data`` of a BYTES image tensor: base64 strings (or ``{"b64": ...}``), flat or nested."""
+    import binascii
+
+    items = codecs.flat_items(data, field=name) if isinstance(data, list) else [data]
+    if len(items) != count:
+        raise UnprocessableInput(f"tensor {name!r} has {len(items)} elements, shape needs {count}", field=name)
+    blobs: list[bytes] = []
+    for item in items:
+        text = item.get("b64") if isinstance(item, dict) else item
+        if not isinstance(text, str):
+            raise InvalidRequest(f"tensor {name!r}: each image must be a base64 string", field=name)
+        try:
+            blobs.append(base64.b64decode(text, validate=True))
+        except binascii.Error as exc:
+            raise InvalidRequest(f"tensor {name!r}: an image is not valid base64", field=name) from exc
+    return blobs
 
 
 def _requested_outputs(request: Mapping[str, Any]) -> list[tuple[str, bool | None]]:

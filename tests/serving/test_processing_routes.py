@@ -255,3 +255,37 @@ def test_a_raw_tensor_body_gets_the_declared_labels_too(image_client: SyncASGICl
     assert answer.status_code == 200, answer.text
     assert answer.json()["labels"] == ["blue"]
     assert answer.json()["top_k"][0][0]["label"] == "blue"
+
+
+def test_v2_infer_takes_images_as_a_bytes_tensor(image_client: SyncASGIClient) -> None:
+    # GIVEN two pictures as a V2 BYTES tensor: base64 strings in JSON (KServe's V2 image examples), and raw
+    # elements in the binary tensor extension (what tritonclient sends for np.object_ bytes)
+    import struct
+
+    as_json = {"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES", "data": [b64(RED_PNG), b64(BLUE_JPEG)]}]}
+    elements = b"".join(struct.pack("<I", len(blob)) + blob for blob in (GREEN_PNG, RED_PNG))
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "image", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": len(elements)}}
+            ]
+        }
+    ).encode()
+    # WHEN each is sent to /v2/models/colour/infer
+    json_answer = image_client.post("/v2/models/colour/infer", json=as_json)
+    binary_answer = image_client.post(
+        "/v2/models/colour/infer",
+        content=header + elements,
+        headers={"content-type": "application/octet-stream", "inference-header-content-length": str(len(header))},
+    )
+    # THEN the pictures are decoded through the declared pipeline and scored: red, blue / green, red
+    for answer, colours in ((json_answer, ["red", "blue"]), (binary_answer, ["green", "red"])):
+        assert answer.status_code == 200, answer.text
+        logits = np.asarray(answer.json()["outputs"][0]["data"]).reshape(2, 3)
+        assert [["red", "green", "blue"][i] for i in logits.argmax(axis=1)] == colours
+    # AND a string that is not base64 is a 400 naming the tensor
+    bad = image_client.post(
+        "/v2/models/colour/infer",
+        json={"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["%%"]}]},
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "image"

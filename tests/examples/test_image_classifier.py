@@ -91,6 +91,12 @@ def test_every_http_front_door_answers_the_right_label(example_out: Path, publis
             assert tfs.status_code == 200, tfs.text
             scores = tfs.json()["predictions"][0]
             assert LABELS[max(range(len(LABELS)), key=lambda i: scores[i])] == label
+            # Open Inference Protocol V2: a BYTES tensor of base64 pictures
+            tensor = {"name": "image", "shape": [1], "datatype": "BYTES", "data": [base64.b64encode(data).decode()]}
+            v2 = client.post("/v2/models/shapes/infer", json={"inputs": [tensor]})
+            assert v2.status_code == 200, v2.text
+            logits = v2.json()["outputs"][0]["data"]
+            assert LABELS[max(range(len(LABELS)), key=lambda i: logits[i])] == label
     finally:
         client.close()
 

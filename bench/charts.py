@@ -64,6 +64,12 @@ def coldstart(load: Loader, out: Path) -> Path | str:
     return _save(fig, out / "coldstart.png")
 
 
+def _colors(labels: set[str]) -> dict[str, str]:
+    """One colour per system across every panel of a chart (modelfn first)."""
+    ordered = sorted(labels, key=lambda label: (not label.startswith("modelfn"), label))
+    return {label: f"C{i % 10}" for i, label in enumerate(ordered)}
+
+
 def _bars(ax: Any, groups: list[str], series: dict[str, list[float | None]]) -> None:
     width = 0.8 / max(1, len(series))
     for k, (label, values) in enumerate(series.items()):
@@ -82,11 +88,13 @@ def latency_cdf(load: Loader, out: Path) -> Path | str:
     if not curves:
         return "no warm latencies in peers.json"
     models = sorted({n.rsplit("-", 1)[1] for n in curves})
+    colors = _colors({n.rsplit("-", 1)[0] for n in curves})
     fig, axes = _figure(len(models))
     for ax, model in zip(axes, models, strict=True):
         for name, qs in sorted(curves.items()):
             if name.endswith(f"-{model}"):
-                ax.plot(qs, [i / (len(qs) - 1) for i in range(len(qs))], label=name.rsplit("-", 1)[0])
+                label = name.rsplit("-", 1)[0]
+                ax.plot(qs, [i / (len(qs) - 1) for i in range(len(qs))], label=label, color=colors[label])
         ax.set_xscale("log")
         ax.set_xlabel("latency (ms, log)")
         ax.set_ylabel("fraction of requests")
@@ -110,12 +118,13 @@ def throughput(load: Loader, out: Path) -> Path | str:
     if not lines:
         return "no throughput in " + " or ".join(THROUGHPUT_SOURCES)
     models = sorted({n.rsplit("-", 1)[-1] for n in lines})
+    colors = _colors({n.rsplit("-", 1)[0] for n in lines})
     fig, axes = _figure(len(models))
     for ax, model in zip(axes, models, strict=True):
         for name, points in sorted(lines.items()):
             if name.rsplit("-", 1)[-1] == model:
-                xs = sorted(points)
-                ax.plot(xs, [points[x] for x in xs], marker="o", label=name.rsplit("-", 1)[0])
+                xs, label = sorted(points), name.rsplit("-", 1)[0]
+                ax.plot(xs, [points[x] for x in xs], marker="o", label=label, color=colors[label])
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
         ax.set_ylabel("requests/s")

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import INPUT_SHAPES, MODELS, ensure_models, median_ms, publish_onnx, save, wall_of
+from _common import INPUT_SHAPES, MODELS, REFERENCE, ensure_models, median_ms, publish_onnx, save, wall_of
 from _moto import moto_server, s3_client
 from floor import prepare, reference_args
 
@@ -76,6 +76,8 @@ def main() -> None:
             print(f"{name:4s} floor {row['floor_ms_p50']:8.1f} ms   modelfn {row['modelfn_ms_p50']:8.1f} ms"
                   f"   ratio {row['ratio']:.2f}   (init {row['modelfn_init_ms_p50']} ms,"
                   f" first request {row['modelfn_first_request_ms_p50']} ms)", flush=True)  # fmt: skip
+    if args.check_against_reference and not REFERENCE.is_dir():
+        print(f"no reference bench at {REFERENCE}: own floor only", flush=True)
     save("coldstart", results)
 
 

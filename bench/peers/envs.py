@@ -36,8 +36,10 @@ def ensure_env(name: str, log: Path | None = None) -> Path:
     marker = root / "bench-pins.txt"
     if python.exists() and marker.exists() and marker.read_text().split("\n") == pins:
         return python
-    print(f"installing {name} into {root} ({', '.join(pins)}) …", flush=True)
+    print(f"installing {name} into {root} ({', '.join(pins)}; pip output: {log or 'here'}) …", flush=True)
     t0 = time.perf_counter()
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("a") if log else None
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import MODELS, publish_onnx
+from _common import MODELS, RESULTS, publish_onnx
 from _moto import free_port
 
 from peers.envs import ensure_env, versions
 
 SYSTEMS = ("modelfn", "fastapi", "mlserver", "bento")
+PIP_LOG = RESULTS / "logs" / "peers-pip.log"
 
 
 @dataclass
@@ -89,7 +90,7 @@ async def predict(request: Request) -> Response:
 
 def fastapi(model: str, work: Path) -> Server:
     """A minimal FastAPI app on uvicorn (uvloop + httptools) around one onnxruntime session."""
-    python = ensure_env("fastapi")
+    python = ensure_env("fastapi", PIP_LOG)
     folder = work / f"fastapi-{model}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "app.py").write_text(FASTAPI_APP.format(path=str(MODELS / f"{model}.onnx")))
@@ -124,7 +125,7 @@ class OnnxModel(MLModel):
 
 def mlserver(model: str, work: Path) -> Server:
     """MLServer with one model: mlserver-sklearn for the RF, a custom onnxruntime runtime for the MLP."""
-    python = ensure_env("mlserver")
+    python = ensure_env("mlserver", PIP_LOG)
     folder = work / f"mlserver-{model}"
     (folder / model).mkdir(parents=True, exist_ok=True)
     http, grpc, metrics = free_port(), free_port(), free_port()
@@ -177,7 +178,7 @@ class MLP:
 
 def bento(model: str, work: Path) -> Server:
     """BentoML 1.4 ``bentoml serve`` with one worker: the RF from joblib, the MLP on onnxruntime."""
-    python = ensure_env("bento")
+    python = ensure_env("bento", PIP_LOG)
     folder = work / "bento"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "service.py").write_text(BENTO_SERVICE.format(rf=str(MODELS / "rf.joblib"), mlp=str(MODELS / "mlp.onnx")))

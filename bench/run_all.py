@@ -1,6 +1,6 @@
 """Run the whole benchmark suite from a clone: build the models, run every benchmark, write the report.
 
-    python bench/run_all.py                      # everything (~30–40 min on 2 cores; peers install once)
+    python bench/run_all.py                      # everything: ~15 min on 2 idle cores, more when loaded
     python bench/run_all.py --quick              # a short smoke run of every benchmark
     python bench/run_all.py --only coldstart,peers
     python bench/run_all.py --report-only        # latest.md + charts from the JSON already there

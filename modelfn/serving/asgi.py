@@ -101,7 +101,7 @@ class LeanApp:
                     "the OpenAPI pages are not served here: this deployment leaves out FastAPI (pip install fastapi)",
                     field="path",
                 ) from exc
-            self._docs_app = build_fastapi_app(self.state)
+            self._docs_app = build_fastapi_app(self.state, self)
         return self._docs_app
 
 

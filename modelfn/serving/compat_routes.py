@@ -18,7 +18,6 @@ CompatRouteName = Literal["tf_predict", "tf_status", "tf_metadata", "tf_models",
 ROUTES: frozenset[str] = frozenset({"tf_predict", "tf_status", "tf_metadata", "tf_models", "ts_predictions", "ts_ping"})
 POST_ROUTES: frozenset[str] = frozenset({"tf_predict", "ts_predictions"})
 PREDICT_VERB = ":predict"
-MULTIPART = "multipart/form-data"
 
 
 def match(parts: list[str]) -> tuple[CompatRouteName, str | None, str | None] | None:
@@ -68,11 +67,6 @@ def run(
     if kind == "tf_metadata":
         return tfserving.model_metadata(state, name, version)
     return torchserve.predictions(state, name, version, body, headers)
-
-
-def is_form(headers: Mapping[str, str]) -> bool:
-    """True for a multipart upload (which ``/predict`` serves the Keras REST API way)."""
-    return headers.get("content-type", "").split(";", 1)[0].strip().lower() == MULTIPART
 
 
 def form_predict(state: ModelState, body: bytes, headers: Mapping[str, str]) -> Response:

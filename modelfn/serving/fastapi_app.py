@@ -10,6 +10,7 @@ does. Only ``LeanApp.docs_app`` imports this module, on the first documentation 
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from modelfn._version import __version__
 
 if TYPE_CHECKING:
+    from modelfn.serving.request import Receive, Scope, Send
     from modelfn.serving.state import ModelState
 
 
@@ -53,10 +55,8 @@ class DocsApp(FastAPI):
             return self._document[1]
 
 
-def build_fastapi_app(state: ModelState) -> FastAPI:
-    """The documentation pages over the lean app for ``state`` (which serves every other path)."""
-    from modelfn.serving.asgi import create_app
-
+def build_fastapi_app(state: ModelState, lean: Callable[[Scope, Receive, Send], Awaitable[None]]) -> FastAPI:
+    """The documentation pages over ``lean``, the app for ``state`` that serves every other path."""
     app = DocsApp(state)
-    app.mount("/", create_app(state))
+    app.mount("/", lean)
     return app

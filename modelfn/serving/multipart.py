@@ -54,3 +54,11 @@ def parse(body: bytes, headers: Mapping[str, str]) -> list[Part]:
     except (ValueError, LookupError, TypeError, AttributeError, UnicodeError) as exc:
         raise InvalidRequest("the multipart body is malformed", field="content-type") from exc
     return parts
+
+
+MULTIPART = "multipart/form-data"
+
+
+def is_form(headers: Mapping[str, str]) -> bool:
+    """True for a multipart upload (which ``/predict`` serves the Keras REST API way)."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower() == MULTIPART

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from modelfn.errors import DeadlineExceeded, MethodNotAllowed, RouteNotFound
-from modelfn.serving import compat_routes, predict, tensor_body, v2
+from modelfn.serving import compat_routes, multipart, predict, tensor_body, v2
 from modelfn.serving.compat_routes import CompatRouteName
 from modelfn.serving.responses import Response
 from modelfn.serving.state import ModelState
@@ -98,7 +98,7 @@ def run_route(state: ModelState, route: Route, headers: Mapping[str, str], body:
     if kind == "metrics":
         return metrics_response(headers)
     if kind == "predict":
-        if compat_routes.is_form(headers):
+        if multipart.is_form(headers):
             return compat_routes.form_predict(state, body, headers)
         if tensor_body.is_tensor_body(headers):  # application/octet-stream or application/x-npy
             return tensor_body.predict(state, body, headers)

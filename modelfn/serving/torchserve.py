@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from modelfn.errors import InvalidRequest, ModelNotReady, UnprocessableInput
 from modelfn.serving import codecs, multipart
 from modelfn.serving.compat import is_image, refuse_image, rows, run_columns, run_feeds, text_instances
-from modelfn.serving.compat_routes import is_form
 from modelfn.serving.processed import body_feeds, image_feeds, image_spec
 from modelfn.serving.responses import Response, dumps, error_response, json_response
 
@@ -50,7 +49,7 @@ def predictions(state: ModelState, name: str, version: str | None, body: bytes, 
     manifest = bundle.manifest
     content_type = headers.get("content-type")
     field = "content-type"
-    if is_form(headers):
+    if multipart.is_form(headers):
         parts = _input_parts(multipart.parse(body, headers))
         if len(parts) > 1 or is_image(parts[0].data, parts[0].content_type):
             images = image_feeds([p.data for p in parts], manifest, field=parts[0].name)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any
 
+from modelfn.serving.asgi import create_app
 from modelfn.serving.fastapi_app import build_fastapi_app
 from modelfn.serving.state import ModelState
 from tests.serving.asgi_client import SyncASGIClient
@@ -37,7 +38,7 @@ def test_docs_and_openapi_are_served_through_the_lean_app(client: SyncASGIClient
 
 def test_fastapi_routes_answer_like_the_lean_app(state: ModelState, client: SyncASGIClient) -> None:
     # GIVEN the FastAPI app on its own (as a container could mount it)
-    fastapi_client = SyncASGIClient(build_fastapi_app(state))
+    fastapi_client = SyncASGIClient(build_fastapi_app(state, create_app(state)))
     try:
         requests: list[tuple[str, str, dict[str, Any]]] = [
             ("POST", "/predict", {"json": {"instances": [[1, 2, 3, 4]]}}),

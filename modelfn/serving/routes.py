@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from modelfn.errors import DeadlineExceeded, MethodNotAllowed, RouteNotFound
-from modelfn.serving import compat_routes, multipart, predict, tensor_body, v2
+from modelfn.serving import compat_routes, multipart, predict, processed, tensor_body, v2
 from modelfn.serving.compat_routes import CompatRouteName
 from modelfn.serving.responses import Response
 from modelfn.serving.state import ModelState
@@ -92,6 +92,12 @@ def metrics_response(headers: Mapping[str, str]) -> Response:
     return Response(status=200, body=body, content_type=content_type)
 
 
+def _image_for_image_bundle(state: ModelState, body: bytes) -> bool:
+    """An encoded picture sent as ``application/octet-stream`` to a bundle that decodes pictures."""
+    bundle = state.bundle
+    return bundle is not None and processed.image_spec(bundle.manifest) is not None and processed.is_image(body, None)
+
+
 def run_route(state: ModelState, route: Route, headers: Mapping[str, str], body: bytes) -> Response:
     """Run one resolved route; errors propagate as ModelfnError for the caller to render."""
     kind, name, version = route
@@ -100,8 +106,8 @@ def run_route(state: ModelState, route: Route, headers: Mapping[str, str], body:
     if kind == "predict":
         if multipart.is_form(headers):
             return compat_routes.form_predict(state, body, headers)
-        if tensor_body.is_tensor_body(headers):  # application/octet-stream or application/x-npy
-            return tensor_body.predict(state, body, headers)
+        if tensor_body.is_tensor_body(headers) and not _image_for_image_bundle(state, body):
+            return tensor_body.predict(state, body, headers)  # application/octet-stream or application/x-npy
         return predict.predict(state, body, headers)
     if kind == "server_metadata":
         return v2.server_metadata(state)

@@ -289,3 +289,11 @@ def test_v2_infer_takes_images_as_a_bytes_tensor(image_client: SyncASGIClient) -
         json={"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["%%"]}]},
     )
     assert bad.status_code == 400 and bad.json()["field"] == "image"
+
+
+def test_a_picture_sent_as_octet_stream_is_decoded_not_read_as_a_tensor(image_client: SyncASGIClient) -> None:
+    # GIVEN a JPEG sent the way many HTTP clients label arbitrary bytes
+    answer = image_client.post("/predict", content=BLUE_JPEG, headers={"content-type": "application/octet-stream"})
+    # THEN the image bundle decodes it through its pipeline
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["labels"] == ["blue"]

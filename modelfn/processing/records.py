@@ -109,8 +109,10 @@ def _column(
     from modelfn.runtime.base import fitting_cast, numpy_dtype
 
     dtype = numpy_dtype(target.dtype)
+    column_input = len(target.shape) == 2 and target.shape[1] in (1, -1) and target.name == name
     values = [
-        _value(row[name], dtype.kind, where=f"{field}[{i}].{name}", from_text=from_text) for i, row in enumerate(rows)
+        _value(_cell(row[name], column_input), dtype.kind, where=f"{field}[{i}].{name}", from_text=from_text)
+        for i, row in enumerate(rows)
     ]
     if dtype.kind == "O":
         column = np.empty(len(values), dtype=object)
@@ -132,6 +134,13 @@ def _column(
                 message = f"{where} is {values[bad]!r}; {target.dtype} needs a whole number"
                 raise UnprocessableInput(message, field=where)
     return fitting_cast(raw, dtype, name)
+
+
+def _cell(value: Any, column_input: bool) -> Any:
+    """A feature that is its own ``[?, 1]`` input may also come as a one-element row, ``[5.1]``, as tensors do."""
+    if column_input and isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
 
 
 def _value(value: Any, kind: str, *, where: str, from_text: bool) -> Any:

@@ -65,6 +65,11 @@ def test_per_input_features_with_int_and_string_inputs() -> None:
         records_to_feeds([{"age": 1, "city": "a"}, {"age": 40.5, "city": "b"}], spec, model, field="rows")
     with pytest.raises(UnprocessableInput, match=r"rows\[0\].city must be a string"):
         records_to_feeds([{"age": 1, "city": 7}], spec, model, field="rows")
+    # a one-element row for a [?, 1] input, as tensor clients send Spark models, is that cell; longer lists are not
+    feeds = records_to_feeds([{"age": [31], "city": "Oslo"}], spec, model, field="rows")
+    assert feeds["age"].tolist() == [[31]]
+    with pytest.raises(UnprocessableInput, match=r"rows\[0\].age must be a number, got list"):
+        records_to_feeds([{"age": [31, 32], "city": "Oslo"}], spec, model, field="rows")
     # CSV text converts for the int input and stays text for the string one
     csv_rows = parse_csv(b"city,age\r\nOslo,31\r\n", field="body")
     feeds = records_to_feeds(csv_rows, spec, model, field="body", from_text=True)

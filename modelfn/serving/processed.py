@@ -129,11 +129,16 @@ def b64_images(request: Mapping[str, Any], spec: ImageProcessing) -> tuple[list[
         text = _b64_text(item, spec)
         if text is None:
             raise UnprocessableInput(f'{where} is not an image: send every row as {{"b64": "..."}}', field=where)
-        try:
-            blobs.append(binascii.a2b_base64(text, strict_mode=True))
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidRequest(f"{where}.b64 is not valid base64", field=f"{where}.b64") from exc
+        blobs.append(decode_b64(text, field=f"{where}.b64"))
     return blobs, key
+
+
+def decode_b64(text: str, *, field: str) -> bytes:
+    """Strict base64 (an encoded picture in JSON); anything else is a 400 naming ``field``."""
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"{field} is not valid base64", field=field) from exc
 
 
 def _b64_text(item: Any, spec: ImageProcessing) -> str | None:

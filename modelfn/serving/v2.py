@@ -9,7 +9,6 @@ outputs come back binary when the request asks (``binary_data_output`` or per-ou
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from modelfn.bundle.manifest import Manifest, TensorSpec
-    from modelfn.bundle.processing import ImageProcessing
     from modelfn.loader import LoadedBundle
     from modelfn.serving.state import ModelState
 
@@ -190,13 +188,15 @@ def _decode_inputs(inputs: Any, binary: memoryview, manifest: Manifest) -> dict[
                 )
             raw = binary[offset : offset + size]
             if image is not None and name == image.input and datatype == "BYTES":
-                feeds[name] = _images(codecs.deserialize_raw_bytes(raw, math.prod(shape), field=name), image, name)
+                blobs = codecs.deserialize_raw_bytes(raw, math.prod(shape), field=name)
+                feeds.update(processed.image_feeds(blobs, manifest, field=name))
             else:
                 feeds[name] = codecs.decode_binary_data(raw, datatype, shape, field=name)
             offset += size
         elif "data" in tensor:
             if image is not None and name == image.input and datatype == "BYTES":
-                feeds[name] = _images(_b64_items(tensor["data"], math.prod(shape), name), image, name)
+                blobs = _b64_items(tensor["data"], math.prod(shape), name)
+                feeds.update(processed.image_feeds(blobs, manifest, field=name))
             else:
                 feeds[name] = codecs.decode_json_data(tensor["data"], datatype, shape, field=name)
         else:
@@ -206,16 +206,8 @@ def _decode_inputs(inputs: Any, binary: memoryview, manifest: Manifest) -> dict[
     return feeds
 
 
-def _images(blobs: list[bytes], spec: ImageProcessing, name: str) -> npt.NDArray[Any]:
-    from modelfn.processing.images import images_to_tensor
-
-    return images_to_tensor(blobs, spec, field=name)
-
-
 def _b64_items(data: Any, count: int, name: str) -> list[bytes]:
     """JSON ``data`` of a BYTES image tensor: base64 strings (or ``{"b64": ...}``), flat or nested."""
-    import binascii
-
     items = codecs.flat_items(data, field=name) if isinstance(data, list) else [data]
     if len(items) != count:
         raise UnprocessableInput(f"tensor {name!r} has {len(items)} elements, shape needs {count}", field=name)
@@ -224,10 +216,7 @@ def _b64_items(data: Any, count: int, name: str) -> list[bytes]:
         text = item.get("b64") if isinstance(item, dict) else item
         if not isinstance(text, str):
             raise InvalidRequest(f"tensor {name!r}: each image must be a base64 string", field=name)
-        try:
-            blobs.append(base64.b64decode(text, validate=True))
-        except binascii.Error as exc:
-            raise InvalidRequest(f"tensor {name!r}: an image is not valid base64", field=name) from exc
+        blobs.append(processed.decode_b64(text, field=name))
     return blobs
 
 

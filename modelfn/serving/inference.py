@@ -33,12 +33,17 @@ def header_int(value: str, *, field: str, upper: int | None = None) -> int:
     return number
 
 
+def media_type(content_type: str | None) -> str:
+    """The bare, lower-case media type of a Content-Type (or Accept item) value ('' when absent)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def require_content_type(headers: Mapping[str, str], accepted: Sequence[str]) -> None:
     """415 unless the request's media type is one of ``accepted`` (or ``*+json`` when JSON is); absent is fine."""
     raw = headers.get("content-type")
     if not raw:
         return
-    media = raw.split(";", 1)[0].strip().lower()
+    media = media_type(raw)
     if media in accepted or ("application/json" in accepted and media.endswith("+json")):
         return
     raise UnsupportedMediaType(

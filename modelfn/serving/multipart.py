@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from modelfn.errors import InvalidRequest
+from modelfn.serving.inference import media_type
 
 
 class Part(NamedTuple):
@@ -61,4 +62,4 @@ MULTIPART = "multipart/form-data"
 
 def is_form(headers: Mapping[str, str]) -> bool:
     """True for a multipart upload (which ``/predict`` serves the Keras REST API way)."""
-    return headers.get("content-type", "").split(";", 1)[0].strip().lower() == MULTIPART
+    return media_type(headers.get("content-type")) == MULTIPART

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from modelfn._version import __version__
 from modelfn.errors import ModelfnError
-from modelfn.serving.openapi_examples import JSON, MULTIPART, Example, data_uri
+from modelfn.serving.inference import media_type
+from modelfn.serving.multipart import MULTIPART
+from modelfn.serving.openapi_examples import JSON, Example, data_uri
 from modelfn.serving.openapi_routes import HEADER_DOCS, ROUTES, TAGS, Route
 from modelfn.serving.openapi_schemas import SCHEMAS, error_example, error_responses, ref
 
@@ -152,7 +154,7 @@ def _answer(state: ModelState | None, route: Route, path: str, example: Example 
 def _add_answer(ok: dict[str, Any], name: str, answer: Response) -> None:
     import orjson
 
-    media = answer.content_type.split(";", 1)[0].strip().lower()
+    media = media_type(answer.content_type)
     if media == JSON:
         shown: dict[str, Any] = {"value": orjson.loads(answer.body)}
     elif media.startswith("text/"):  # /metrics: the first lines are enough to show the format

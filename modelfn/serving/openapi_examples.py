@@ -16,13 +16,13 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from modelfn.serving.multipart import MULTIPART
 from modelfn.serving.responses import dumps
 
 if TYPE_CHECKING:
     from modelfn.bundle.manifest import Manifest, TensorSpec
 
 JSON = "application/json"
-MULTIPART = "multipart/form-data"
 OCTET_STREAM = "application/octet-stream"
 NPY = "application/x-npy"
 CSV = "text/csv"

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelfn.serving import openapi_requests as requests
+from modelfn.serving.multipart import MULTIPART
 from modelfn.serving.openapi_examples import (
     CSV,
     JSON,
-    MULTIPART,
     NPY,
     OCTET_STREAM,
     SHAPE_HEADER,

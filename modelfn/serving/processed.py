@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import InvalidRequest, UnprocessableInput, UnsupportedMediaType
 from modelfn.serving import codecs
+from modelfn.serving.inference import media_type
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -25,11 +26,6 @@ Feeds = dict[str, "npt.NDArray[Any]"]
 B64 = "b64"
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 CSV = "text/csv"
-
-
-def media_type(content_type: str | None) -> str:
-    """The bare, lower-case media type of a Content-Type header ('' when absent)."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def is_image(data: bytes, content_type: str | None) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import InvalidRequest, UnprocessableInput, UnsupportedMediaType
-from modelfn.serving.inference import run_model
+from modelfn.serving.inference import media_type, run_model
 from modelfn.serving.predict import answer
 from modelfn.serving.responses import Response, json_response
 
@@ -49,23 +49,18 @@ class NotAcceptable(InvalidRequest):
     code = "not_acceptable"
 
 
-def media_type(headers: Mapping[str, str], name: str = "content-type") -> str:
-    """The bare, lower-case media type of a header (parameters dropped)."""
-    return headers.get(name, "").split(";", 1)[0].strip().lower()
-
-
 def is_tensor_body(headers: Mapping[str, str]) -> bool:
     """True for a raw tensor body: ``.npy``, or octet-stream that is not the V2 binary extension."""
-    media = media_type(headers)
+    media = media_type(headers.get("content-type"))
     return media == NPY or (media == OCTET_STREAM and V2_HEADER_LENGTH not in headers)
 
 
 def decode(body: bytes, headers: Mapping[str, str], manifest: Manifest) -> tuple[str, Array]:
     """The single input's name and array, viewed straight over ``body``."""
     spec = _single_input(manifest)
-    if media_type(headers) == NPY:
+    if media_type(headers.get("content-type")) == NPY:
         return spec.name, read_npy(body, field=spec.name)
-    if media_type(headers) != OCTET_STREAM:
+    if media_type(headers.get("content-type")) != OCTET_STREAM:
         raise UnsupportedMediaType(f"send {OCTET_STREAM} or {NPY}", field="content-type")
     return spec.name, read_raw(body, spec, headers.get(SHAPE_HEADER))
 
@@ -214,7 +209,7 @@ def _native(array: Array) -> Array:
 def reply_form(headers: Mapping[str, str]) -> str:
     """The first of JSON, .npy or raw bytes that ``Accept`` lists (JSON when none or ``*/*``)."""
     for item in headers.get("accept", "").split(","):
-        media = item.split(";", 1)[0].strip().lower()
+        media = media_type(item)
         if media in (NPY, OCTET_STREAM, JSON):
             return media
         if media in ("*/*", "application/*"):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from modelfn.errors import InvalidRequest, ModelNotReady, UnprocessableInput
 from modelfn.serving import codecs, multipart
 from modelfn.serving.compat import is_image, refuse_image, rows, run_columns, run_feeds, text_instances
+from modelfn.serving.inference import media_type
 from modelfn.serving.processed import body_feeds, image_feeds, image_spec
 from modelfn.serving.responses import Response, dumps, error_response, json_response
 
@@ -93,7 +94,7 @@ def _input_parts(parts: list[multipart.Part]) -> list[multipart.Part]:
 
 def _request(body: bytes, content_type: str | None, manifest: Manifest, *, field: str) -> tuple[dict[str, Any], bool]:
     """The body as /predict columns, and whether it was one raw input (answered unwrapped)."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     looks_json = body.lstrip()[:1] in (b"[", b"{")
     if media == "text/plain" or (not looks_json and media not in ("application/json",) and not media.endswith("+json")):
         return text_instances(body, manifest, field=field), True

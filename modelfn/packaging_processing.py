@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from modelfn.bundle.processing import CHANNELS, ImageProcessing, Processing
 from modelfn.errors import PackagingError
+from modelfn.processing.outputs import is_distribution
 from modelfn.processing_flags import PLACEHOLDER, convert, requested_tables
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from modelfn.bundle.processing import OutputProcessing, RecordProcessing
 
 Activation = Literal["none", "softmax", "sigmoid"]
-PROBABILITY_TOLERANCE = 1e-3
-"""Rows of scores in [0, 1] summing to 1 within this are already probabilities (no activation added)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,8 +244,7 @@ def _activation(scores: Any, notes: list[str], name: str) -> Activation:
     array = np.asarray(scores, dtype=np.float64)
     single = array.ndim == 1 or array.shape[-1] == 1
     in_range = bool(np.all((array >= 0) & (array <= 1)))
-    sums_to_one = single or bool(np.allclose(array.sum(axis=-1), 1.0, atol=PROBABILITY_TOLERANCE))
-    if in_range and sums_to_one:
+    if in_range and (single or is_distribution(array)):
         notes.append(f"output {name!r}: sample scores are probabilities; activation none")
         return "none"
     chosen: Activation = "sigmoid" if single else "softmax"

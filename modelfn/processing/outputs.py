@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from modelfn.bundle.processing import OutputProcessing
 
 TOP_K = 5
+PROBABILITY_TOLERANCE = 1e-3
+"""Rows of scores in [0, 1] summing to 1 within this are already probabilities (no activation added)."""
 """Classes reported per row without a declared ``top_k``, as TorchServe and the Keras REST API example do."""
 Label = str | int
 
@@ -123,7 +125,7 @@ def _guessed(
         if array.dtype.kind != "f" or array.ndim != 2 or (labels is not None and array.shape[1] != len(labels)):
             continue
         scores = _finite(array.astype(np.float64), field=field)
-        if not ((scores >= 0).all() and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)):
+        if not is_distribution(scores):
             scores = _softmax(scores)
         return Scores(labels if labels is not None else list(range(array.shape[1])), scores, scores.argmax(axis=1))
     return None
@@ -142,6 +144,16 @@ def _finite(scores: npt.NDArray[Any], *, field: str) -> npt.NDArray[Any]:
     if not np.isfinite(scores).all():
         raise UnprocessableInput("the model returned non-finite class scores", field=field)
     return scores
+
+
+def is_distribution(scores: npt.NDArray[Any]) -> bool:
+    """Rows of non-negative scores summing to 1 (within ``PROBABILITY_TOLERANCE``): probabilities already.
+
+    The one test both packaging (to choose an activation) and serving (without a declared one) apply.
+    """
+    import numpy as np
+
+    return bool((scores >= 0).all() and np.allclose(scores.sum(axis=-1), 1.0, atol=PROBABILITY_TOLERANCE))
 
 
 def _softmax(scores: npt.NDArray[Any]) -> npt.NDArray[Any]:

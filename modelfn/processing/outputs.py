@@ -35,6 +35,10 @@ class Scores(NamedTuple):
     chosen: npt.NDArray[Any]
     """``[rows]`` class index: the arg-max, or the threshold's choice for a binary classifier."""
 
+    def chosen_labels(self) -> list[Label]:
+        """The chosen label per row."""
+        return [self.labels[int(i)] for i in self.chosen]
+
 
 def class_scores(
     results: Mapping[str, npt.NDArray[Any]], manifest: Manifest, *, field: str, need_labels: bool = False
@@ -62,7 +66,7 @@ def labels_of(results: Mapping[str, npt.NDArray[Any]], manifest: Manifest, *, fi
     if manifest.processing is not None and manifest.processing.output is not None:
         scores = class_scores(results, manifest, field=field)
         assert scores is not None
-        return [scores.labels[int(i)] for i in scores.chosen]
+        return scores.chosen_labels()
     labels = manifest.labels
     if not labels:
         raise UnprocessableInput("this model declares no labels", field=field)

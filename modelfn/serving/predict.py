@@ -61,14 +61,17 @@ def answer(manifest: Manifest, results: Mapping[str, npt.NDArray[Any]], *, retur
         response["predictions"] = codecs.json_data(next(iter(results.values())), flat=False)
     else:
         response["predictions"] = {name: codecs.json_data(array, flat=False) for name, array in results.items()}
-    declared = manifest.processing is not None and manifest.processing.output is not None
-    if return_labels or declared:
+    declared = manifest.processing.output if manifest.processing is not None else None
+    if declared is not None:  # the class scores once, for both the labels and the top-k
+        from modelfn.processing.outputs import class_scores, ranked
+
+        scores = class_scores(results, manifest, field="return_labels")
+        assert scores is not None  # a declared output always yields scores or raises
+        response["labels"] = scores.chosen_labels()
+        top = ranked(scores, declared.top_k)
+        response["top_k"] = [[{"label": label, "probability": p} for label, p in row] for row in top]
+    elif return_labels:
         from modelfn.processing.outputs import labels_of
 
         response["labels"] = labels_of(results, manifest, field="return_labels")
-    if declared:
-        from modelfn.processing.outputs import classify
-
-        ranked = classify(results, manifest, field="predictions")
-        response["top_k"] = [[{"label": label, "probability": p} for label, p in row] for row in ranked]
     return response

@@ -134,12 +134,11 @@ def _invoke_storage(settings: Settings, event: dict[str, Any]) -> dict[str, Any]
 
 
 def _invoke_http(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
-    from mangum import Mangum
-
+    from modelfn.handlers.lambda_http import lambda_http_handler
     from modelfn.serving.asgi import create_app
     from modelfn.serving.state import ModelState
 
-    handler = Mangum(create_app(ModelState.load(settings)), lifespan="off")
+    handler = lambda_http_handler(create_app(ModelState.load(settings)))
     response: dict[str, Any] = handler(event, LocalLambdaContext())
     body = response.get("body", "")
     if response.get("isBase64Encoded"):

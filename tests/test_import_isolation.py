@@ -67,6 +67,8 @@ def test_lambda_handler_keeps_fastapi_and_pydantic_off_the_inference_path(local_
     modules = _modules_after(code, {**os.environ, **local_published.env})
     # THEN neither FastAPI's stack nor pydantic was imported on the way
     assert _loaded(modules, SLOW_FRAMEWORK) == []
+    # AND no event loop either: the request was answered without Mangum's ASGI cycle or asyncio
+    assert _loaded(modules, ("mangum", "asyncio")) == []
     # AND on Lambda, with Powertools' JSON logger and EMF metrics on, still neither (nor prometheus-client)
     on_lambda = {**os.environ, **local_published.env, "AWS_LAMBDA_FUNCTION_NAME": "modelfn-http"}
     modules = _modules_after(code, on_lambda)

@@ -1,40 +1,30 @@
-"""Mangum's HTTP event handlers with a SIMD base64 decode of the request body.
+"""Mangum's HTTP event handlers with a SIMD base64 decode of the request body and a scope built once.
 
-API Gateway and Function URLs hand binary bodies (raw tensors, .npy, images, V2 binary) to the
-function base64-encoded. Mangum decodes them with ``base64.b64decode`` (~1.6 ms for a 224×224×3
-float32 tensor, more than 20 % of a 6 ms CNN); ``pybase64`` does it in ~0.05 ms. Malformed base64
-keeps Mangum's lenient behaviour (the standard decoder is tried after the strict fast one fails).
-Passed to ``Mangum(custom_handlers=...)``, which tries these before its own.
+For the requests that still take Mangum's own path (the docs pages; ``modelfn.handlers.lambda_http``
+answers the rest) and for anyone running ``Mangum(app)`` directly: the body is decoded with
+``modelfn.handlers._body.decode_body`` (pybase64) instead of ``base64.b64decode``, and the scope,
+which Mangum builds anew on every read (twice per HTTP API v2 answer), once per event. Passed to
+``Mangum(custom_handlers=...)``, which tries these before its own.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+from functools import cached_property
 
 from mangum.handlers.alb import ALB
 from mangum.handlers.api_gateway import APIGateway, HTTPGateway
-from mangum.types import LambdaHandler
+from mangum.types import LambdaHandler, Scope
 
-
-def decode_body(body: str | bytes | None, *, is_base64: bool) -> bytes:
-    """The request body as bytes, decoded from base64 when the event says so."""
-    if not body:
-        return b""
-    if not is_base64:
-        return body if isinstance(body, bytes) else body.encode()
-    try:
-        import pybase64
-    except ModuleNotFoundError:  # an install without it still serves, at Mangum's speed
-        return base64.b64decode(body)
-    try:
-        return pybase64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        return base64.b64decode(body)  # lenient, as Mangum: characters outside the alphabet are dropped
+from modelfn.handlers._body import decode_body
 
 
 class FastHTTPGateway(HTTPGateway):
     """API Gateway HTTP API (payload v1/v2) and Function URL events."""
+
+    @cached_property
+    def scope(self) -> Scope:  # a cached read of the same scope
+        scope: Scope = HTTPGateway.scope.fget(self)  # type: ignore[attr-defined]
+        return scope
 
     @property
     def body(self) -> bytes:
@@ -44,6 +34,11 @@ class FastHTTPGateway(HTTPGateway):
 class FastAPIGateway(APIGateway):
     """API Gateway REST API events."""
 
+    @cached_property
+    def scope(self) -> Scope:  # a cached read of the same scope
+        scope: Scope = APIGateway.scope.fget(self)  # type: ignore[attr-defined]
+        return scope
+
     @property
     def body(self) -> bytes:
         return decode_body(self.event.get("body"), is_base64=bool(self.event.get("isBase64Encoded", False)))
@@ -52,6 +47,11 @@ class FastAPIGateway(APIGateway):
 class FastALB(ALB):
     """Application Load Balancer events."""
 
+    @cached_property
+    def scope(self) -> Scope:  # a cached read of the same scope
+        scope: Scope = ALB.scope.fget(self)  # type: ignore[attr-defined]
+        return scope
+
     @property
     def body(self) -> bytes:
         return decode_body(self.event.get("body"), is_base64=bool(self.event.get("isBase64Encoded", False)))
@@ -59,3 +59,5 @@ class FastALB(ALB):
 
 HANDLERS: list[type[LambdaHandler]] = [FastALB, FastHTTPGateway, FastAPIGateway]
 """In Mangum's own order (ALB, HTTP API, REST API); Lambda@Edge stays Mangum's."""
+
+__all__ = ["HANDLERS", "decode_body"]

@@ -9,12 +9,11 @@ the app exists (Mangum runs lifespan per invocation, so it must stay ``"off"`` t
 
 from __future__ import annotations
 
-import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelfn.errors import ModelfnError, RouteNotFound
 from modelfn.serving.metrics import INFERENCE_LATENCY, METRICS, error_metric
-from modelfn.serving.request import Receive, Scope, Send, read_body, request_headers
+from modelfn.serving.request import Receive, Scope, Send, check_body_size, read_body, request_headers
 from modelfn.serving.responses import Response, error_response, unexpected_error_response
 from modelfn.serving.routes import (
     DEFAULT_DEADLINE_MARGIN_MS,
@@ -73,6 +72,27 @@ class LeanApp:
             response = unexpected_error_response(exc)
         await _send(send, response, head=scope["method"] == "HEAD")
 
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes, context: Any = None) -> Response:
+        """One request whose body is already in memory, answered on this thread, errors included.
+
+        The Lambda path (modelfn.handlers.lambda_http): a sandbox serves one invocation at a time, so
+        there is nothing to wait for concurrently and no event loop to run. Same checks, in the same
+        order, as the ASGI path below.
+        """
+        try:
+            route = resolve(method, path)
+            if route[0] not in POST_ROUTES:
+                return run_route(self.state, route, headers, b"")
+            check_deadline(context, self.deadline_margin_ms)
+            check_body_size(headers, len(body), self.max_body_bytes)
+            with METRICS.timed(INFERENCE_LATENCY, span="infer"):
+                return run_route(self.state, route, headers, body)
+        except ModelfnError as exc:
+            METRICS.add(error_metric(exc.code))
+            return error_response(exc)
+        except Exception as exc:  # never leak internals; the log has the traceback
+            return unexpected_error_response(exc)
+
     async def _handle(self, scope: Scope, receive: Receive) -> Response | None:
         route = resolve(scope["method"], scope["path"])
         headers = request_headers(scope)
@@ -82,10 +102,12 @@ class LeanApp:
         check_deadline(context, self.deadline_margin_ms)
         body = await read_body(receive, headers, self.max_body_bytes)
         with METRICS.timed(INFERENCE_LATENCY, span="infer"):
-            if context is not None:  # one invocation per Lambda sandbox: no thread hop
+            if context is not None:  # Mangum's own cycle: one invocation per Lambda sandbox, no thread hop
                 return run_route(self.state, route, headers, body)
             if self.state.batcher is not None:  # container batching: its own request threads, disconnects watched
                 return await self.state.batcher.call(receive, run_route, self.state, route, headers, body)
+            import asyncio  # here, not at import: the Lambda path never runs an event loop
+
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, run_route, self.state, route, headers, body)
 
@@ -105,8 +127,8 @@ class LeanApp:
         return self._docs_app
 
 
-def create_app(state: ModelState, *, deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS) -> ASGIApp:
-    """The ASGI app for ``state``: give it to Mangum (``lifespan="off"``) or uvicorn."""
+def create_app(state: ModelState, *, deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS) -> LeanApp:
+    """The ASGI app for ``state``: give it to uvicorn, or to ``modelfn.handlers.lambda_http`` on Lambda."""
     return LeanApp(state, deadline_margin_ms=deadline_margin_ms)
 
 

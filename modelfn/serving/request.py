@@ -29,9 +29,7 @@ def request_headers(scope: Scope) -> dict[str, str]:
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The whole request body, refusing (413) as soon as it is known to exceed ``limit``."""
-    declared = headers.get("content-length")
-    if declared is not None and header_int(declared, field="content-length") > limit:
-        raise too_large(limit)
+    check_body_size(headers, 0, limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -46,6 +44,15 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def check_body_size(headers: dict[str, str], size: int, limit: int) -> None:
+    """413 when the declared ``content-length`` or ``size`` (bytes already received) exceeds ``limit``."""
+    declared = headers.get("content-length")
+    if declared is not None and header_int(declared, field="content-length") > limit:
+        raise too_large(limit)
+    if size > limit:
+        raise too_large(limit)
 
 
 def too_large(limit: int) -> PayloadTooLarge:

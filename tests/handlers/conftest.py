@@ -1,10 +1,10 @@
-"""A Mangum handler over the lean app serving a tiny real model, as ``modelfn.handlers.http`` builds it."""
+"""The Lambda HTTP handler over the lean app serving a tiny real model, as ``modelfn.handlers.http`` builds it."""
 
 from __future__ import annotations
 
 import pytest
-from mangum import Mangum
 
+from modelfn.handlers.lambda_http import LambdaHTTPHandler, lambda_http_handler
 from modelfn.loader import LoadedBundle
 from modelfn.serving.asgi import create_app
 from tests.serving.tiny_models import linear_bundle, served
@@ -18,5 +18,5 @@ def linear() -> LoadedBundle:
 
 
 @pytest.fixture
-def handler(linear: LoadedBundle) -> Mangum:
-    return Mangum(create_app(served(linear, max_body_bytes=MAX_BODY_BYTES)), lifespan="off")
+def handler(linear: LoadedBundle) -> LambdaHTTPHandler:
+    return lambda_http_handler(create_app(served(linear, max_body_bytes=MAX_BODY_BYTES)))

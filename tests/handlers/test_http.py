@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from mangum import Mangum
 
 from modelfn.errors import IntegrityError
+from modelfn.handlers.lambda_http import LambdaHTTPHandler, lambda_http_handler
 from modelfn.serving.asgi import create_app
 from tests.handlers.conftest import MAX_BODY_BYTES
 from tests.handlers.events import (
@@ -34,7 +34,7 @@ sources = pytest.mark.parametrize("source", HTTP_SOURCES)
 
 
 @sources
-def test_stored_event_is_served_as_is(handler: Mangum, source: str) -> None:
+def test_stored_event_is_served_as_is(handler: LambdaHTTPHandler, source: str) -> None:
     # GIVEN the stored event exactly as the platform sends it (POST /predict, one row)
     event = load_event(source)
     # WHEN the handler is invoked
@@ -48,7 +48,7 @@ def test_stored_event_is_served_as_is(handler: Mangum, source: str) -> None:
 
 @sources
 @pytest.mark.parametrize("as_base64", [False, True], ids=["text-body", "base64-body"])
-def test_predict_with_text_or_base64_body(handler: Mangum, source: str, as_base64: bool) -> None:
+def test_predict_with_text_or_base64_body(handler: LambdaHTTPHandler, source: str, as_base64: bool) -> None:
     # GIVEN a predict body, sent plain or base64-encoded (isBase64Encoded: true)
     event = http_event(source, "POST", "/predict", PREDICT_BODY, as_base64=as_base64)
     # WHEN invoked
@@ -64,7 +64,7 @@ def test_predict_with_text_or_base64_body(handler: Mangum, source: str, as_base6
 
 
 @sources
-def test_body_over_the_limit_is_413_naming_it(handler: Mangum, source: str) -> None:
+def test_body_over_the_limit_is_413_naming_it(handler: LambdaHTTPHandler, source: str) -> None:
     # GIVEN a body larger than the configured limit
     body = orjson.dumps({"instances": [[1.0, 2.0, 3.0, 4.0]] * 100})
     assert len(body) > MAX_BODY_BYTES
@@ -77,7 +77,7 @@ def test_body_over_the_limit_is_413_naming_it(handler: Mangum, source: str) -> N
 
 
 @sources
-def test_malformed_json_is_400(handler: Mangum, source: str) -> None:
+def test_malformed_json_is_400(handler: LambdaHTTPHandler, source: str) -> None:
     # WHEN a truncated JSON body arrives
     response = handler(http_event(source, "POST", "/predict", b'{"instances": [[1, 2'), LambdaContext())
     # THEN 400 naming the body
@@ -86,7 +86,7 @@ def test_malformed_json_is_400(handler: Mangum, source: str) -> None:
 
 
 @sources
-def test_health_ready_reports_the_verified_model(handler: Mangum, source: str) -> None:
+def test_health_ready_reports_the_verified_model(handler: LambdaHTTPHandler, source: str) -> None:
     # WHEN readiness is read through the platform
     response = handler(http_event(source, "GET", "/v2/health/ready"), LambdaContext())
     # THEN the verified identity comes back
@@ -97,7 +97,7 @@ def test_health_ready_reports_the_verified_model(handler: Mangum, source: str) -
 
 
 @sources
-def test_near_deadline_is_503_with_retry_after_not_a_gateway_timeout(handler: Mangum, source: str) -> None:
+def test_near_deadline_is_503_with_retry_after_not_a_gateway_timeout(handler: LambdaHTTPHandler, source: str) -> None:
     # GIVEN an invocation with only 50 ms left
     event = http_event(source, "POST", "/predict", PREDICT_BODY)
     # WHEN invoked
@@ -111,7 +111,7 @@ def test_near_deadline_is_503_with_retry_after_not_a_gateway_timeout(handler: Ma
 @sources
 def test_not_ready_is_503_with_retry_after(source: str) -> None:
     # GIVEN a function whose model failed verification at init
-    handler = Mangum(create_app(served(None, failure=IntegrityError("model.onnx digest mismatch"))), lifespan="off")
+    handler = lambda_http_handler(create_app(served(None, failure=IntegrityError("model.onnx digest mismatch"))))
     # WHEN a prediction is asked for
     response = handler(http_event(source, "POST", "/predict", PREDICT_BODY), LambdaContext())
     # THEN 503 + Retry-After, and no prediction
@@ -121,7 +121,7 @@ def test_not_ready_is_503_with_retry_after(source: str) -> None:
 
 
 @sources
-def test_v2_binary_response_is_base64_for_the_platform(handler: Mangum, source: str) -> None:
+def test_v2_binary_response_is_base64_for_the_platform(handler: LambdaHTTPHandler, source: str) -> None:
     # GIVEN a V2 request asking for binary outputs
     request = orjson.dumps(
         {
@@ -142,7 +142,7 @@ def test_v2_binary_response_is_base64_for_the_platform(handler: Mangum, source: 
     np.testing.assert_array_equal(np.frombuffer(raw[split:], dtype="<f4").reshape(2, 3), y)
 
 
-def test_docs_are_served_behind_the_platform(handler: Mangum) -> None:
+def test_docs_are_served_behind_the_platform(handler: LambdaHTTPHandler) -> None:
     # WHEN /docs is requested through a Function URL
     response = handler(http_event("function_url", "GET", "/docs"), LambdaContext())
     # THEN the lazily built FastAPI app answers with HTML

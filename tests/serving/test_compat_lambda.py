@@ -1,4 +1,4 @@
-"""The compatibility routes through the Lambda handler (Mangum) from every HTTP event source."""
+"""The compatibility routes through the Lambda HTTP handler from every HTTP event source."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import httpx
 import numpy as np
 import pytest
-from mangum import Mangum
 
+from modelfn.handlers.lambda_http import LambdaHTTPHandler, lambda_http_handler
 from modelfn.loader import LoadedBundle
 from modelfn.serving.asgi import create_app
 from tests.handlers.events import HTTP_SOURCES, LambdaContext, http_event
@@ -19,8 +19,8 @@ sources = pytest.mark.parametrize("source", HTTP_SOURCES)
 
 
 @pytest.fixture
-def handler(linear: LoadedBundle) -> Mangum:
-    return Mangum(create_app(served(linear)), lifespan="off")
+def handler(linear: LoadedBundle) -> LambdaHTTPHandler:
+    return lambda_http_handler(create_app(served(linear)))
 
 
 def form(files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
@@ -30,7 +30,7 @@ def form(files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
 
 
 @sources
-def test_tf_serving_predict_and_status(handler: Mangum, source: str) -> None:
+def test_tf_serving_predict_and_status(handler: LambdaHTTPHandler, source: str) -> None:
     # GIVEN TF Serving's row format in a Lambda HTTP event
     body = json.dumps({"instances": ROWS}).encode()
     # WHEN invoked for :predict and for the model status
@@ -44,7 +44,7 @@ def test_tf_serving_predict_and_status(handler: Mangum, source: str) -> None:
 
 
 @sources
-def test_torchserve_ping_and_base64_multipart(handler: Mangum, source: str) -> None:
+def test_torchserve_ping_and_base64_multipart(handler: LambdaHTTPHandler, source: str) -> None:
     # GIVEN a multipart upload, base64-encoded as API Gateway passes binary bodies
     body, content_type = form({"data": ("rows.json", json.dumps(ROWS).encode(), "application/json")})
     event = http_event(
@@ -61,7 +61,7 @@ def test_torchserve_ping_and_base64_multipart(handler: Mangum, source: str) -> N
 
 
 @sources
-def test_keras_multipart_and_image_refusal(handler: Mangum, source: str) -> None:
+def test_keras_multipart_and_image_refusal(handler: LambdaHTTPHandler, source: str) -> None:
     # GIVEN Keras REST API uploads: the input as JSON, and a JPEG
     ok_body, ok_type = form({"image": ("row.json", json.dumps(ROWS[0]).encode(), "application/json")})
     jpeg_body, jpeg_type = form({"image": ("cat.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)), "image/jpeg")})

@@ -1,10 +1,10 @@
 """Fuzzing the Lambda front door: any HTTP event a platform can deliver is answered, never a crash or a 5xx (rule 21).
 
 Requests reach the function as JSON events (API Gateway REST v1, HTTP API v2, Function URL, ALB)
-that Mangum turns into ASGI: paths, header values and bodies arrive as text, bodies possibly
+that Mangum's event classes read: paths, header values and bodies arrive as text, bodies possibly
 base64-encoded. Hypothesis varies each of them on every event source and every served route
 (the compatibility routes too, which the OpenAPI document leaves out), through the same
-``Mangum(create_app(state), lifespan="off")`` the HTTP handler builds.
+``lambda_http_handler(create_app(state))`` the HTTP handler builds.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mangum import Mangum
 
+from modelfn.handlers.lambda_http import LambdaHTTPHandler, lambda_http_handler
 from modelfn.serving.asgi import create_app
 from tests.handlers.events import HTTP_SOURCES, LambdaContext, http_event, response_body, response_headers
 from tests.serving.tiny_models import linear_bundle, served
@@ -55,8 +55,8 @@ HEADER_VALUES = TEXT | st.sampled_from(
 
 
 @pytest.fixture(scope="module")
-def handler() -> Mangum:
-    return Mangum(create_app(served(linear_bundle(), max_body_bytes=4096)), lifespan="off")
+def handler() -> LambdaHTTPHandler:
+    return lambda_http_handler(create_app(served(linear_bundle(), max_body_bytes=4096)))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -69,7 +69,7 @@ def handler() -> Mangum:
     headers=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3),
 )
 def test_any_platform_event_gets_a_typed_answer(
-    handler: Mangum,
+    handler: LambdaHTTPHandler,
     source: str,
     method: str,
     path: str,

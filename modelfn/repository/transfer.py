@@ -1,25 +1,31 @@
 """Push a signed bundle directory to a store, and pull one back into a directory.
 
 Push order is the point: a push first claims the version (``modelfn.repository.claims``), so of
-two concurrent pushes of one version only one writes anything under it; then every file goes up
-and the signature last, with ``If-None-Match``, so a reader that sees a signature always finds the
-files it signs. Versions are immutable: a signed version is never overwritten. Pull copies objects
-as listed (pinned to the listed ETag) and refuses keys that could land outside ``dest``; it does
-not verify — the loader and ``modelfn verify`` do.
+two concurrent pushes of one version only one writes anything under it; then every file goes up,
+then the version's hint (how ``latest`` resolves without listing every version, see
+``modelfn.repository.versions``) and the signature last, with ``If-None-Match``, so a reader that
+sees a signature always finds the files it signs. Once signed, the hints below the version go.
+Versions are immutable: a signed version is never overwritten. Pull copies objects as listed
+(pinned to the listed ETag) and refuses keys that could land outside ``dest``; it does not verify —
+the loader and ``modelfn verify`` do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from modelfn.bundle.layout import SIGNATURE_FILE, version_prefix
-from modelfn.errors import ConfigError, ObjectNotFound, PackagingError, UnsafeBundleError
+from modelfn.errors import ConfigError, ObjectNotFound, PackagingError, StoreError, UnsafeBundleError
 from modelfn.repository.claims import DEFAULT_STALE_AFTER_S, VersionConflict, check_held, claim_version, release
+from modelfn.repository.versions import prune_hints, write_hint
 from modelfn.store.base import ObjectInfo, ProgressCallback, Store, check_key
+
+logger = logging.getLogger("modelfn.repository")
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -58,6 +64,7 @@ def push_bundle(
             for rel in sorted(files):
                 store.write_file(prefix + rel, files[rel], progress=advance)
             check_held(store, claim, stale_after_s=claim_stale_after_s)
+            write_hint(store, name, version)  # before the signature: a signed version always has a hint at or above it
             if not store.write_bytes(prefix + SIGNATURE_FILE, signature_bytes, if_none_match=True):
                 raise VersionConflict(
                     f"model {name!r} version {version} was signed by another push to {store.url} meanwhile; "
@@ -68,7 +75,16 @@ def push_bundle(
             advance(len(signature_bytes))
     finally:
         release(store, claim, signed=signed)
+    _prune_hints(store, name, version)
     return prefix
+
+
+def _prune_hints(store: Store, name: str, version: int) -> None:
+    """Best effort: a leftover hint costs a later ``latest`` one small listing, never a wrong answer."""
+    try:
+        prune_hints(store, name, version)
+    except StoreError as exc:
+        logger.warning("could not remove the hints below %s v%d: %s", name, version, exc.message)
 
 
 def _refuse_signed(store: Store, prefix: str, name: str, version: int) -> None:

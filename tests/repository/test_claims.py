@@ -56,8 +56,9 @@ def test_an_abandoned_claim_is_taken_over_and_its_leftovers_removed(store: Store
     # WHEN a new push of v1 runs
     push_bundle(bundle_dir, store, name="iris", version=1, progress=False, claim_stale_after_s=STALE_S)
     # THEN the version holds exactly our files (leftovers replaced or removed) and no claim remains
-    stored = {info.key: b"".join(store.read(info.key)) for info in store.list("iris/")}
+    stored = {info.key: b"".join(store.read(info.key)) for info in store.list("iris/1/")}
     assert stored == {f"iris/1/{p.name}": p.read_bytes() for p in bundle_dir.iterdir()}
+    assert [info.key for info in store.list("iris/")] == sorted([*stored, "iris/.latest/1"])
     assert store.list(f"{CLAIMS_ROOT}/") == []
 
 

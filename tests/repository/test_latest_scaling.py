@@ -1,4 +1,5 @@
-"""Resolving ``latest`` lists version directory names, not every file of every version (issue 10 item 4).
+"""Without hints (a store not written by ``modelfn push``), ``latest`` lists version directory names, not every
+file of every version (issue 10 item 4).
 
 The cost of a cold start must not grow with a model's history, and nothing unsigned may pick the
 version: a directory counts only once its own listing shows a signature at its root. Both built-in
@@ -63,11 +64,11 @@ def test_latest_lists_directory_names_and_the_chosen_version_only(store: LocalSt
     assert isinstance(counting, ListsDirectories)
     # WHEN latest is resolved
     version, objects = resolve_listing(counting, "iris", "latest")
-    # THEN it is 12, from one directory listing plus the listings of the candidates 20, 13 and 12 only
+    # THEN it is 12, from the (empty) hints, one directory listing and the listings of the candidates 20, 13, 12
     assert version == 12
     assert [o.key for o in objects] == ["iris/12/model.onnx", "iris/12/model.sig"]
     assert counting.dirs_listed == ["iris/"]
-    assert counting.listed == ["iris/20/", "iris/13/", "iris/12/"]
+    assert counting.listed == ["iris/.latest/", "iris/20/", "iris/13/", "iris/12/"]
 
 
 def test_directory_listing_names_direct_children_only(store: LocalStore | S3Store) -> None:

@@ -91,11 +91,12 @@ def test_push_uploads_the_signature_last_and_reports_progress(bundle_dir: Path, 
     store = RecordingStore(LocalStore(tmp_path / "store"))
     # WHEN pushing
     push_bundle(bundle_dir, store, name="iris", version=1, progress=False)
-    # THEN the version was claimed first, every file written once, the signature after all the others,
-    # and the claim released at the end
+    # THEN the version was claimed first, every file written once, the hint of latest then the signature
+    # after all the others, and the claim released at the end
     claim = ".modelfn-claims/iris/1/1"
-    assert store.writes[0] == claim and store.writes[-2:] == ["iris/1/model.sig", f"delete {claim}"]
-    assert sorted(store.writes[1:-2]) == ["iris/1/assets/labels.txt", "iris/1/manifest.json", "iris/1/model.onnx"]
+    assert store.writes[0] == claim
+    assert store.writes[-3:] == ["iris/.latest/1", "iris/1/model.sig", f"delete {claim}"]
+    assert sorted(store.writes[1:-3]) == ["iris/1/assets/labels.txt", "iris/1/manifest.json", "iris/1/model.onnx"]
     # AND the progress reported for the uploaded files totals their sizes
     sizes = sum(p.stat().st_size for p in bundle_dir.rglob("*") if p.is_file() and p.name != "model.sig")
     assert store.progress_bytes == sizes

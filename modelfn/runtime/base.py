@@ -45,9 +45,10 @@ def validate_feeds(feeds: Mapping[str, Any], specs: Mapping[str, TensorSpec]) ->
     """Names, dtypes and shapes checked against the schema (safe numeric casts applied); 422 on mismatch."""
     import numpy as np
 
-    unknown = sorted(set(feeds) - set(specs))
+    unknown = feeds.keys() - specs.keys()
     if unknown:
-        raise UnprocessableInput(f"unknown input {unknown[0]!r}; this model takes {sorted(specs)}", field=unknown[0])
+        first = sorted(unknown)[0]
+        raise UnprocessableInput(f"unknown input {first!r}; this model takes {sorted(specs)}", field=first)
     out: dict[str, npt.NDArray[Any]] = {}
     for name, spec in specs.items():
         if name not in feeds:
@@ -65,11 +66,17 @@ def check_output_names(wanted: Sequence[str] | None, available: Sequence[str]) -
     return names
 
 
-def numpy_dtype(name: str) -> Any:
-    """The numpy dtype of a manifest dtype name (strings as object arrays)."""
-    import numpy as np
+_DTYPES: dict[str, Any] = {}
 
-    return np.dtype(object) if name == "string" else np.dtype(name)
+
+def numpy_dtype(name: str) -> Any:
+    """The numpy dtype of a manifest dtype name (strings as object arrays); built once per name."""
+    found = _DTYPES.get(name)
+    if found is None:
+        import numpy as np
+
+        found = _DTYPES[name] = np.dtype(object) if name == "string" else np.dtype(name)
+    return found
 
 
 def conform(array: np.ndarray[Any, Any], spec: TensorSpec) -> np.ndarray[Any, Any]:
@@ -118,6 +125,12 @@ def fitting_cast(array: np.ndarray[Any, Any], target: np.dtype[Any], name: str) 
                 f"input {name!r} has values outside the {target.name} range [{info.min}, {info.max}]", field=name
             )
         return array.astype(target)
+    if target.kind == "f" and array.dtype.kind == "f":  # a finite value that overflows sets the FP flag; inf does not
+        try:
+            with np.errstate(over="raise"):
+                return array.astype(target)
+        except FloatingPointError:
+            raise _out_of_float_range(name, target) from None
     with np.errstate(over="ignore"):
         cast = array.astype(target)
     if (
@@ -126,8 +139,13 @@ def fitting_cast(array: np.ndarray[Any, Any], target: np.dtype[Any], name: str) 
         and not np.isfinite(cast).all()
         and (np.isinf(cast) & np.isfinite(array)).any()
     ):
-        raise UnprocessableInput(
-            f"input {name!r} has values outside the {target.name} range (±{float(np.finfo(target).max):.6g})",
-            field=name,
-        )
+        raise _out_of_float_range(name, target)
     return cast
+
+
+def _out_of_float_range(name: str, target: np.dtype[Any]) -> UnprocessableInput:
+    import numpy as np
+
+    return UnprocessableInput(
+        f"input {name!r} has values outside the {target.name} range (±{float(np.finfo(target).max):.6g})", field=name
+    )

@@ -55,9 +55,11 @@ def run_model(
     model: Model, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None
 ) -> dict[str, npt.NDArray[Any]]:
     """Validate and run; an input the graph itself rejects (after schema checks) is a 422, not a 500."""
-    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
-
     try:
         return model.predict(feeds, outputs)
-    except InvalidArgument as exc:
-        raise UnprocessableInput("the model rejected this input (values outside what the graph accepts)") from exc
+    except Exception as exc:  # onnxruntime is imported here only when a run failed
+        from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+        if isinstance(exc, InvalidArgument):
+            raise UnprocessableInput("the model rejected this input (values outside what the graph accepts)") from exc
+        raise

@@ -46,7 +46,7 @@ def predict(state: ModelState, body: bytes, headers: Mapping[str, str]) -> Respo
         unknown = sorted(set(request) - KNOWN_KEYS)
         if unknown:
             raise InvalidRequest(f"unknown key {unknown[0]!r}; expected one of {sorted(KNOWN_KEYS)}", field=unknown[0])
-        feeds = processed.request_feeds(request, manifest)
+        feeds = processed.request_feeds(request, manifest, numbers_only=processed.numbers_only(body, request))
     return_labels = request.get("return_labels", False)
     if not isinstance(return_labels, bool):
         raise InvalidRequest("return_labels must be true or false", field="return_labels")

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from modelfn.handlers._body import decode_body
 from modelfn.serving.asgi import LeanApp
-from modelfn.serving.responses import Response
+from modelfn.serving.responses import JSON, Response
 from modelfn.serving.routes import DOCS_PATHS
 
 TEXT_MEDIA = (
@@ -94,10 +94,10 @@ def _request(source: str, event: dict[str, Any]) -> tuple[str, str, dict[str, st
     """Method, path and lower-case headers, as Mangum's scope would give them to the app."""
     if source == V2:
         http = event["requestContext"]["http"]
-        headers = {k.lower(): _as_asgi(v) for k, v in event.get("headers", {}).items()}
+        headers = {k.lower(): v for k, v in event.get("headers", {}).items()}
         if event.get("cookies"):
-            headers["cookie"] = _as_asgi("; ".join(event["cookies"]))
-        return http["method"], _path(http["path"]), headers
+            headers["cookie"] = "; ".join(event["cookies"])
+        return http["method"], _path(http["path"]), _as_asgi(headers)
     if source == ALB:
         return event["httpMethod"], _path(event["path"]), _alb_headers(event)
     headers = {k.lower(): v for k, v in (event.get("headers", {}) or {}).items()}
@@ -105,24 +105,26 @@ def _request(source: str, event: dict[str, Any]) -> tuple[str, str, dict[str, st
         headers.update(
             {k.lower(): ", ".join(v) if isinstance(v, list) else "" for k, v in event["multiValueHeaders"].items()}
         )
-    return event["httpMethod"], _path(event["path"]), {k: _as_asgi(v) for k, v in headers.items()}
+    return event["httpMethod"], _path(event["path"]), _as_asgi(headers)
 
 
 def _alb_headers(event: dict[str, Any]) -> dict[str, str]:
     """ALB headers: every value of a multi-value header, joined as the lean app joins repeated headers."""
     if "multiValueHeaders" not in event:
-        return {k.lower(): _as_asgi(v) for k, v in event["headers"].items()}
+        return _as_asgi({k.lower(): v for k, v in event["headers"].items()})
     out: dict[str, str] = {}
     for name, values in event["multiValueHeaders"].items():
         key = name.lower()
         for value in values:
-            out[key] = f"{out[key]}, {_as_asgi(value)}" if key in out else _as_asgi(value)
-    return out
+            out[key] = f"{out[key]}, {value}" if key in out else value
+    return _as_asgi(out)
 
 
-def _as_asgi(value: str) -> str:
-    """A header value as it reads after Mangum's UTF-8 encoding and the app's Latin-1 decoding."""
-    return value if value.isascii() else value.encode().decode("latin-1")
+def _as_asgi(headers: dict[str, str]) -> dict[str, str]:
+    """Header values as they read after Mangum's UTF-8 encoding and the app's Latin-1 decoding."""
+    if "".join(headers.values()).isascii():  # the usual case: one pass, values unchanged
+        return headers
+    return {k: v if v.isascii() else v.encode().decode("latin-1") for k, v in headers.items()}
 
 
 def _path(raw: str) -> str:
@@ -156,7 +158,7 @@ def _body(body: bytes, content_type: str) -> tuple[str, bool]:
     """Text for text media types (base64 when not UTF-8), base64 for everything else; empty stays empty."""
     if not body:
         return "", False
-    if any(media in content_type for media in TEXT_MEDIA):
+    if content_type == JSON or any(media in content_type for media in TEXT_MEDIA):
         try:
             return body.decode(), False
         except UnicodeDecodeError:

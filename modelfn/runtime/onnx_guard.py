@@ -26,6 +26,8 @@ _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 _MAX_DEPTH = 64
+_MAX_TENSOR_FIELDS = 256
+"""A tensor with more fields holds one per element (string_data): searched, not walked."""
 
 _LOCATION_KEY = b"location"
 PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
@@ -99,10 +101,16 @@ class _Walker:
     def __init__(self, data: bytes, facts: OnnxFacts) -> None:
         self.data = data
         self.facts = facts
-        # External data can only be named through a StringStringEntryProto whose key is "location"
-        # (onnxruntime requires it). Without those bytes anywhere there is nothing to find below the
-        # top level, so large tree ensembles skip the walk; with them, every tensor is visited.
-        self.deep = _LOCATION_KEY in data
+
+    def mentions_location(self, span: Span) -> bool:
+        """Whether ``span`` holds the bytes ``location`` at all (a C-speed search of that span only).
+
+        External data can only be named through a StringStringEntryProto whose key is "location"
+        (onnxruntime requires it), so a node without those bytes has nothing to find and is not
+        walked: large tree ensembles cost one search. Initializers are walked field by field
+        instead, which skips their weights by length: a 45 MB CNN is never searched end to end.
+        """
+        return self.data.find(_LOCATION_KEY, span[0], span[1]) >= 0
 
     def text(self, span: Span) -> str:
         return self.data[span[0] : span[1]].decode()
@@ -121,9 +129,8 @@ class _Walker:
                 self.facts.opsets[domain or "ai.onnx"] = version
             elif field == _MODEL_GRAPH:
                 self.facts.has_graph = True
-                if self.deep:
-                    self.graph(value, 0)
-            elif field == _MODEL_FUNCTIONS and self.deep:
+                self.graph(value, 0)
+            elif field == _MODEL_FUNCTIONS and self.mentions_location(value):
                 for f, v in _fields(self.data, *value):
                     if f == _FUNCTION_NODE and isinstance(v, tuple):
                         self.node(v, 0)
@@ -142,6 +149,8 @@ class _Walker:
                 self.node(value, depth + 1)
 
     def node(self, span: Span, depth: int) -> None:
+        if not self.mentions_location(span):
+            return
         for field, value in _fields(self.data, *span):
             if field != _NODE_ATTRIBUTE or not isinstance(value, tuple):
                 continue
@@ -161,8 +170,14 @@ class _Walker:
                 self.tensor(value)
 
     def tensor(self, span: Span) -> None:
+        try:
+            fields = _fields(self.data, *span, limit=_MAX_TENSOR_FIELDS)
+        except _TooManyFields:  # string tensors: one field per element; search instead of walking
+            if not self.mentions_location(span):
+                return
+            fields = _fields(self.data, *span)
         name, location, external = "", "", False
-        for field, value in _fields(self.data, *span):
+        for field, value in fields:
             if field == _TENSOR_NAME and isinstance(value, tuple):
                 name = self.data[value[0] : value[1]].decode(errors="replace")
             elif field == _TENSOR_DATA_LOCATION and value == 1:
@@ -176,16 +191,23 @@ class _Walker:
             self.facts.external.append((name, location or "<unnamed>"))
 
 
-def _fields(data: bytes, start: int, end: int) -> list[tuple[int, int | Span]]:
+class _TooManyFields(Exception):
+    """A message had more fields than the caller's ``limit``."""
+
+
+def _fields(data: bytes, start: int, end: int, limit: int | None = None) -> list[tuple[int, int | Span]]:
     """Decode one message level: (field number, varint value or span of length-delimited bytes).
 
     ONNX is proto2, so repeated scalars (tree ensembles hold hundreds of thousands) arrive
     unpacked, one key per value. The guard needs none of them: only the first value of a run is
-    kept and the rest of the run is skipped by a compiled regex, at C speed.
+    kept and the rest of the run is skipped by a compiled regex, at C speed. Past ``limit``
+    decoded fields, ``_TooManyFields`` is raised.
     """
     out: list[tuple[int, int | Span]] = []
     pos = start
     while pos < end:
+        if limit is not None and len(out) > limit:
+            raise _TooManyFields
         key_start = pos
         key, pos = _varint(data, pos, end)
         field, wire = key >> 3, key & 7

@@ -110,3 +110,62 @@ def test_external_data_after_long_unpacked_runs_is_still_found() -> None:
     assert facts.external == [("c", "../escape.bin")]
     with pytest.raises(UnsafeBundleError, match="outside the bundle"):
         refuse_external_data(facts)
+
+
+def _model_with_initializers(*tensors: object) -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        initializer=list(tensors),  # type: ignore[arg-type]
+    )  # fmt: skip
+    return bytes(helper.make_model(graph).SerializeToString())
+
+
+def test_external_initializer_without_a_location_is_refused() -> None:
+    # GIVEN an initializer marked EXTERNAL that names no location, in a model without the bytes "location"
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    tensor = numpy_helper.from_array(np.ones(3, dtype=np.float32), "w")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    data = _model_with_initializers(tensor)
+    assert b"location" not in data
+    # WHEN the guard inspects it THEN the reference is found (initializers are always walked) and refused
+    facts = inspect_onnx(data)
+    assert facts.external == [("w", "<unnamed>")]
+    with pytest.raises(UnsafeBundleError, match="'w' points to '<unnamed>'"):
+        refuse_external_data(facts)
+
+
+def test_location_in_a_string_tensor_with_many_elements_is_found() -> None:
+    # GIVEN a string initializer of 1,000 elements (one protobuf field each) that points outside the bundle
+    from onnx import TensorProto, helper
+
+    strings = helper.make_tensor("s", TensorProto.STRING, [1000], [b"v%d" % i for i in range(1000)])
+    strings.data_location = TensorProto.EXTERNAL
+    entry = strings.external_data.add()
+    entry.key, entry.value = "location", "../strings.bin"
+    # WHEN the guard inspects it THEN the search that replaces the field walk still finds the location
+    facts = inspect_onnx(_model_with_initializers(strings))
+    assert facts.external == [("s", "../strings.bin")]
+
+
+def test_weights_that_look_like_an_external_reference_are_not_read_as_one() -> None:
+    # GIVEN raw weights whose bytes spell a serialized external-data entry, and no real external data
+    from onnx import TensorProto, helper
+
+    forged = b"\x6a\x13\x0a\x08location\x12\x07../x.bin\x70\x01" * 8
+    weights = helper.make_tensor("w", TensorProto.UINT8, [len(forged)], forged, raw=True)
+    data = _model_with_initializers(weights)
+    assert b"location" in data
+    # WHEN the guard inspects it THEN weights are skipped by length: nothing external, and onnxruntime agrees
+    facts = inspect_onnx(data)
+    assert facts.external == []
+    refuse_external_data(facts)
+    import onnxruntime as ort
+
+    ort.InferenceSession(data, providers=["CPUExecutionProvider"])

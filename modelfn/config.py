@@ -79,6 +79,9 @@ class Settings:
     """Container mode: rows merged from concurrent requests into one model run; 1 (the default) is no batching."""
     max_batch_delay_ms: float = 5.0
     """Container mode, batching on: the longest a queued request waits for others to join its run."""
+    warm_up: str = "auto"
+    """One model run on zeros right after loading: ``on``, ``off`` or ``auto`` (on, except in an on-demand Lambda
+    cold start, where the init phase and the first request are both on the caller's path: there it adds a run)."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -131,6 +134,8 @@ class Settings:
                 f"max_batch_delay_ms must be in 0..{MAX_BATCH_DELAY_MS}, got {self.max_batch_delay_ms}",
                 field="max_batch_delay_ms",
             )
+        if self.warm_up not in ("auto", "on", "off"):
+            raise ConfigError(f"warm_up must be one of auto, on, off, got {self.warm_up!r}", field="warm_up")
         if self.emf_metrics not in ("auto", "on", "off"):
             raise ConfigError(
                 f"emf_metrics must be one of auto, on, off, got {self.emf_metrics!r}", field="emf_metrics"

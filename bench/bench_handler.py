@@ -43,7 +43,9 @@ def timeit(fn: Callable[[], object], budget_s: float, min_iters: int = 200) -> l
     return samples
 
 
-def interleaved(variants: dict[str, Callable[[], object]], budget_s: float, rounds_min: int = 10) -> dict[str, list[float]]:
+def interleaved(
+    variants: dict[str, Callable[[], object]], budget_s: float, rounds_min: int = 10
+) -> dict[str, list[float]]:
     """Samples per variant, timed in alternating rounds of 200 calls until ``budget_s`` (per variant) is spent."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():
@@ -142,7 +144,11 @@ def observed(
     from modelfn.serving.observability import LambdaObservability
     from modelfn.serving.observability_prometheus import install
 
-    lambda_env = {"AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench"}
+    lambda_env = {
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "POWERTOOLS_SERVICE_NAME": "bench",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }  # as deployed: no X-Ray SDK in the zip
     obs = LambdaObservability(state.settings.replace(emf_metrics="on"), environ=lambda_env)
     obs.serve(state)
     wrapped = obs.wrap(handler)

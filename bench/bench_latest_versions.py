@@ -4,7 +4,8 @@ For each count, a model gets that many versions of three small objects each (man
 model.onnx, model.sig) plus the hint ``modelfn push`` leaves (``<name>/.latest/<count>``). Every
 model is stored before anything is timed, so each request sees the same bucket: moto scans the
 whole bucket on every LIST, which real S3 does not, and this keeps that scan equal across counts.
-Three ways are timed side by side (median of --runs, warm client, the order alternating per round):
+Three ways are timed side by side (median of --runs, warm client, the order alternating per round,
+garbage collected before each sample):
 
 - ``hinted``: ``resolve_listing(store, name, "latest")`` as the loader runs it (the hints, then the
   chosen version's files and the version above it, at once);
@@ -26,6 +27,7 @@ Usage: python bench/bench_latest_versions.py [--runs 15] [--counts 1,100,1000] [
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -106,6 +108,7 @@ def main() -> None:
             order = [(c, w) for c in counts for w in WAYS]
             for count, way in order if round_ % 2 == 0 else reversed(order):
                 counter.lists = counter.calls = 0
+                gc.collect()  # the 1,000-version full listing leaves garbage; no sample pays for collecting it
                 t0 = time.perf_counter()
                 version, objects = ways[way](f"m{count}", count)
                 samples[count, way].append(time.perf_counter() - t0)
@@ -140,6 +143,7 @@ def _with_rtt(endpoint: str, counts: list[int], runs: int, rtt_ms: float) -> dic
     for round_ in range(runs):
         order = list(samples)
         for count, way in order if round_ % 2 == 0 else reversed(order):
+            gc.collect()
             t0 = time.perf_counter()
             if way == "hinted":
                 resolve_listing(store, f"m{count}", "latest")
@@ -163,6 +167,7 @@ def _cold(endpoint: str, count: int, runs: int) -> dict[str, Any]:
     for round_ in range(runs):
         for way in ("hinted", "directories") if round_ % 2 == 0 else ("directories", "hinted"):
             store = S3Store("bench", "models", client=s3_client(endpoint))
+            gc.collect()
             t0 = time.perf_counter()
             if way == "hinted":
                 resolve_listing(store, f"m{count}", "latest")

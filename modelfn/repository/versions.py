@@ -14,12 +14,13 @@ A hint is unsigned and never decides alone; it only says which version to check 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 
 from modelfn.bundle.layout import SIGNATURE_FILE, check_model_name, version_prefix
 from modelfn.errors import ConfigError, ObjectNotFound
-from modelfn.store.base import ListsDirectories, ObjectInfo, Store
+from modelfn.store.base import ListsAfter, ListsDirectories, ObjectInfo, Store
 from modelfn.store.local import LocalStore
 
 logger = logging.getLogger("modelfn.repository")
@@ -29,6 +30,8 @@ HINTS_DIR = ".latest"
 """Hints live in ``<name>/.latest/`` (under the model's prefix, which the function may read; never a version)."""
 MAX_HINTS_TRIED = 3
 """Hints checked before the directory listing decides, so a flood of hints cannot cost a request each."""
+_PAGE_SIZE = 16
+"""Keys per page when listing from a version on: a bundle's few files and the first key past them."""
 
 
 def _parse_version(text: str) -> int | None:
@@ -97,7 +100,7 @@ def hinted_latest(store: Store, name: str) -> tuple[int, list[ObjectInfo]] | Non
     at least every version ``modelfn push`` ever signed, gaps between versions or not (``modelfn
     package --version`` may skip numbers). The highest hints are checked, highest first: one counts
     only when the listing of its version (which the loader needs anyway) shows a signature at its root
-    and the version right above it is not signed (listed at the same time). A hint whose version is
+    and the version right above it is not signed (``_version_and_above``: one request on S3). A hint whose version is
     unsigned (a push in flight or abandoned, or a forged hint) passes to the next hint; a signed
     version right above it (copied into the store by other means) makes it stale. Either way the
     directory listing decides when no hint holds, so nothing unsigned picks the version alone. Only
@@ -116,13 +119,12 @@ def hinted_latest(store: Store, name: str) -> tuple[int, list[ObjectInfo]] | Non
         return None
     unsigned_above: int | None = None
     for version in hinted[:MAX_HINTS_TRIED]:
-        above = None if unsigned_above == version + 1 else version_prefix(name, version + 1)
-        listing, above_listing = _list_both(store, version_prefix(name, version), above)
+        listing, above_signed = _version_and_above(store, name, version, check_above=unsigned_above != version + 1)
         if not _is_signed(listing, version_prefix(name, version)):
             logger.debug("hinted %s v%d is not signed in %s: trying the next hint", name, version, store.url)
             unsigned_above = version
             continue
-        if above is not None and _is_signed(above_listing, above):
+        if above_signed:
             logger.debug(
                 "hint %s v%d is stale (v%d is signed): listing version directories", name, version, version + 1
             )
@@ -144,6 +146,35 @@ def prune_hints(store: Store, name: str, signed: int) -> None:
         version = _parse_version(info.key[len(prefix) :])
         if version is not None and version < signed:
             store.delete(info.key)
+
+
+def _version_and_above(store: Store, name: str, version: int, *, check_above: bool) -> tuple[list[ObjectInfo], bool]:
+    """The objects of ``version``, and whether ``version + 1`` is signed (False unless ``check_above``).
+
+    On a store that lists from a key on (S3), one small request usually answers both: keys sort, so
+    listing after ``<name>/<version>/`` (under the prefix both versions' keys share: ``<name>/1`` for
+    12 and 13) returns the version's files first, and the first key past them, if it sorts after every
+    key ``<name>/<version + 1>/`` could hold, proves that version holds nothing. When that key is under
+    the version above, or sorts before it (``<name>/30/`` lies between ``3/`` and ``4/``), or the
+    version above sorts first (9, 99, ...), the version above is listed too.
+    """
+    prefix, above = version_prefix(name, version), version_prefix(name, version + 1)
+    if not check_above:
+        return store.list(prefix), False
+    if isinstance(store, ListsAfter) and above > prefix:
+        listing: list[ObjectInfo] = []
+        for info in store.list_after(os.path.commonprefix([prefix, above]), prefix, _PAGE_SIZE):
+            if info.key.startswith(prefix):
+                listing.append(info)
+                continue
+            if info.key > above and not info.key.startswith(above):
+                return listing, False
+            break
+        else:
+            return listing, False  # nothing sorts after the version's files
+        return listing, _is_signed(store.list(above), above)
+    listing, above_listing = _list_both(store, prefix, above)
+    return listing, _is_signed(above_listing, above)
 
 
 def _list_both(store: Store, first: str, second: str | None) -> tuple[list[ObjectInfo], list[ObjectInfo]]:

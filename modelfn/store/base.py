@@ -97,6 +97,19 @@ class ListsDirectories(Protocol):
         ...
 
 
+@runtime_checkable
+class ListsAfter(Protocol):
+    """A store that can list keys in order from a given key on, a page at a time (S3's ``StartAfter``).
+
+    Optional: resolving ``latest`` then reads a version's files and learns whether the version above it
+    holds anything from one small request, instead of two.
+    """
+
+    def list_after(self, prefix: str, start_after: str, page_size: int) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` whose keys sort after ``start_after``, in key order, fetched lazily by pages."""
+        ...
+
+
 def check_key(key: str) -> str:
     """Refuse keys that could escape a store root once mapped to a path; return the key unchanged.
 

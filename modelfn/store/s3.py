@@ -99,6 +99,27 @@ class S3Store:
             raise self._error(exc, prefix, "list") from exc
         return sorted(name for name in found if name)
 
+    def list_after(self, prefix: str, start_after: str, page_size: int) -> Iterator[ObjectInfo]:
+        """ListObjectsV2 with ``StartAfter`` and ``MaxKeys=page_size``; the next page is asked for only when read."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        check_prefix(prefix)
+        check_prefix(start_after)
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket,
+                Prefix=self.prefix + prefix,
+                StartAfter=self.prefix + start_after,
+                PaginationConfig={"PageSize": page_size},
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][len(self.prefix) :]
+                    if key and not key.endswith("/"):
+                        yield ObjectInfo(key, obj["Size"], obj.get("ETag"))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, prefix, "list") from exc
+
     def read(self, key: str, *, pin: ObjectInfo | None = None) -> Iterator[bytes]:
         """GetObject now (``If-Match`` the pinned ETag, ``VersionId`` when pinned) and stream the body."""
         from botocore.exceptions import BotoCoreError, ClientError

@@ -20,6 +20,7 @@ from modelfn.repository.versions import (
     MAX_HINTS_TRIED,
     hint_key,
     list_versions,
+    listed_latest,
     next_version,
     resolve_listing,
 )
@@ -30,6 +31,8 @@ from modelfn.store.s3 import S3Store
 
 class _CountingStore:
     """A real store that records every listing it is asked for (and can fail one prefix's listing)."""
+
+    after: builtins.list[str]
 
     def __init__(self, inner: LocalStore | S3Store, fail_prefix: str | None = None) -> None:
         self.inner = inner
@@ -62,6 +65,24 @@ class _CountingStore:
 
     def delete(self, key: str) -> None:
         self.inner.delete(key)
+
+
+class _CountingS3Store(_CountingStore):
+    """The counting store over S3, which can also list from a key on."""
+
+    inner: S3Store
+
+    def list_after(self, prefix: str, start_after: str, page_size: int) -> Iterator[ObjectInfo]:
+        self.after.append(start_after)
+        return self.inner.list_after(prefix, start_after, page_size)
+
+
+def _counting(store: LocalStore | S3Store, fail_prefix: str | None = None) -> _CountingStore:
+    counting = (
+        _CountingS3Store(store, fail_prefix) if isinstance(store, S3Store) else _CountingStore(store, fail_prefix)
+    )
+    counting.after = []
+    return counting
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -103,12 +124,16 @@ def test_pushed_hint_is_honoured_with_three_small_listings(store: LocalStore | S
     # THEN only the highest hint remains (each push prunes the ones below its version)
     assert _hints(store) == ["iris/.latest/3"]
     # WHEN latest is resolved
-    counting = _CountingStore(store)
+    counting = _counting(store)
     version, objects = resolve_listing(counting, "iris", "latest")
-    # THEN it is 3, from the hints, version 3's files and the (unsigned) version above: no directory listing
+    # THEN it is 3, from the hints, version 3's files and the (empty) version above: no directory listing.
+    # S3 answers the last two with one request: the listing after iris/3/ ends with 3's files
     assert version == 3
     assert [o.key for o in objects] == ["iris/3/manifest.json", "iris/3/model.onnx", "iris/3/model.sig"]
-    assert sorted(counting.listed) == ["iris/.latest/", "iris/3/", "iris/4/"]
+    if isinstance(store, S3Store):
+        assert counting.listed == ["iris/.latest/"] and counting.after == ["iris/3/"]
+    else:
+        assert counting.listed[0] == "iris/.latest/" and sorted(counting.listed[1:]) == ["iris/3/", "iris/4/"]
     assert counting.dirs_listed == []
     # AND push numbering still follows the signed versions only
     assert list_versions(store, "iris") == [1, 2, 3]
@@ -118,7 +143,7 @@ def test_pushed_hint_is_honoured_with_three_small_listings(store: LocalStore | S
 def test_gaps_and_an_older_explicit_push_never_lower_latest(store: LocalStore | S3Store, bundle_dir: Path) -> None:
     # GIVEN versions 1 and 5 (a gap: `modelfn package --version` may skip numbers), then an older 3 pushed last
     _push(store, bundle_dir, 1, 5, 3)
-    counting = _CountingStore(store)
+    counting = _counting(store)
     # WHEN latest is resolved / THEN it is still 5, found from its hint without listing directories
     assert resolve_listing(counting, "iris", "latest")[0] == 5
     assert counting.dirs_listed == []
@@ -154,7 +179,7 @@ def test_stale_hint_falls_back_to_the_directory_listing(store: LocalStore | S3St
     # GIVEN versions 1 and 2 pushed, then 3 copied in by hand (signed, no hint)
     _push(store, bundle_dir, 1, 2)
     _signed_by_hand(store, 3)
-    counting = _CountingStore(store)
+    counting = _counting(store)
     # WHEN latest is resolved / THEN the signed version above the hint makes it stale: directories decide, 3
     version, objects = resolve_listing(counting, "iris", "latest")
     assert version == 3 and [o.key for o in objects] == ["iris/3/model.onnx", "iris/3/model.sig"]
@@ -172,7 +197,7 @@ def test_hints_of_unsigned_versions_never_pick_one(
     store.write_bytes("iris/9/model.onnx", b"unsigned")
     for version in forged:
         store.write_bytes(hint_key("iris", version), b"")
-    counting = _CountingStore(store)
+    counting = _counting(store)
     # WHEN latest is resolved / THEN the highest signed version, 3, from the directory listing
     assert resolve_listing(counting, "iris", "latest")[0] == 3
     assert counting.dirs_listed == ["iris/"]
@@ -187,7 +212,7 @@ def test_an_unsigned_hint_above_a_signed_one_passes_to_it(store: LocalStore | S3
     # GIVEN versions 1 and 2 pushed, and a forged hint 7 above them (nothing stored under 7)
     _push(store, bundle_dir, 1, 2)
     store.write_bytes(hint_key("iris", 7), b"")
-    counting = _CountingStore(store)
+    counting = _counting(store)
     # WHEN latest is resolved / THEN hint 7 is skipped (unsigned) and 2 is confirmed by its own checks
     assert resolve_listing(counting, "iris", "latest")[0] == 2
     assert counting.dirs_listed == []
@@ -199,7 +224,7 @@ def test_malformed_or_missing_hints_fall_back(store: LocalStore | S3Store, name:
     for version in (1, 2, 3):
         _signed_by_hand(store, version)
     store.write_bytes(f"iris/.latest/{name}", b"")
-    counting = _CountingStore(store)
+    counting = _counting(store)
     # WHEN latest is resolved / THEN the malformed hint is ignored and directories decide: 3
     assert resolve_listing(counting, "iris", "latest")[0] == 3
     assert counting.dirs_listed == ["iris/"]
@@ -214,9 +239,10 @@ def test_no_signed_version_is_still_not_found(store: LocalStore | S3Store) -> No
 
 
 def test_a_failed_listing_of_the_version_above_is_raised(store: LocalStore | S3Store, bundle_dir: Path) -> None:
-    # GIVEN version 1 pushed, and a store whose listing of the version above fails
-    _push(store, bundle_dir, 1)
-    failing = _CountingStore(store, fail_prefix="iris/2/")
+    # GIVEN version 9 pushed (10 sorts before it, so it is listed beside 9, at once), and a store whose
+    # listing of the version above fails
+    _push(store, bundle_dir, 9)
+    failing = _counting(store, fail_prefix="iris/10/")
     # WHEN latest is resolved / THEN the store error surfaces (the concurrent check is never silently skipped)
     with pytest.raises(StoreError, match="injected failure"):
         resolve_listing(failing, "iris", "latest")
@@ -232,3 +258,45 @@ def test_symlinked_signature_or_hint_never_counts(tmp_path: Path, bundle_dir: Pa
     os.symlink(store.root / "iris" / ".latest" / "2", store.root / "iris" / ".latest" / "6")
     # WHEN latest is resolved / THEN 2: the linked signature does not sign 4, the linked hint is ignored
     assert resolve_listing(store, "iris", "latest")[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("signed", "unsigned", "files", "listed_too"),
+    [
+        pytest.param([*range(2, 10), 12], [], 3, [], id="2..9 sort after 12: past 13's place"),
+        pytest.param([1, 9], [], 3, ["iris/9/", "iris/10/"], id="10 sorts before 9: both listed"),
+        pytest.param([1, 3], ["iris/30/model.onnx"], 3, ["iris/4/"], id="30 sorts between 3 and 4"),
+        pytest.param([1, 3], ["iris/4/model.onnx"], 3, ["iris/4/"], id="4 in flight"),
+        pytest.param([3], ["iris/4junk"], 40, [], id="a bundle over one page"),
+    ],
+)
+def test_one_request_on_s3_answers_as_the_directory_listing_does(
+    store: LocalStore | S3Store,
+    tmp_path: Path,
+    signed: list[int],
+    unsigned: list[str],
+    files: int,
+    listed_too: list[str],
+) -> None:
+    # GIVEN signed versions (the highest pushed with its hint, the others copied in) and unsigned objects
+    bundle = tmp_path / "big"
+    bundle.mkdir()
+    for i in range(files - 1):
+        (bundle / f"f{i:02d}.bin").write_bytes(b"x")
+    (bundle / "model.sig").write_bytes(b"s")
+    for version in signed[:-1]:
+        _signed_by_hand(store, version)
+    _push(store, bundle, signed[-1])
+    for key in unsigned:
+        store.write_bytes(key, b"unsigned")
+    counting = _counting(store)
+    # WHEN latest is resolved from the hint
+    version, objects = resolve_listing(counting, "iris", "latest")
+    # THEN the same version and objects as the directory listing finds, without listing directories
+    assert (version, objects) == listed_latest(store, "iris")
+    assert version == signed[-1] and len(objects) == files
+    assert counting.dirs_listed == []
+    # AND on S3 one listing after the version answered, plus the listings the key order could not spare
+    if isinstance(store, S3Store):
+        assert counting.after == ([] if listed_too[:1] == [f"iris/{version}/"] else [f"iris/{version}/"])
+        assert counting.listed[0] == "iris/.latest/" and sorted(counting.listed[1:]) == sorted(listed_too)

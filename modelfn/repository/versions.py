@@ -100,14 +100,14 @@ def hinted_latest(store: Store, name: str) -> tuple[int, list[ObjectInfo]] | Non
     at least every version ``modelfn push`` ever signed, gaps between versions or not (``modelfn
     package --version`` may skip numbers). The highest hints are checked, highest first: one counts
     only when the listing of its version (which the loader needs anyway) shows a signature at its root
-    and the version right above it is not signed (``_version_and_above``: one request on S3). A hint whose version is
-    unsigned (a push in flight or abandoned, or a forged hint) passes to the next hint; a signed
-    version right above it (copied into the store by other means) makes it stale. Either way the
-    directory listing decides when no hint holds, so nothing unsigned picks the version alone. Only
-    ``modelfn push`` keeps the hints right: the check above a hint sees one version, not the ones
-    beyond a gap, so a version copied by hand above a gap stays unseen until the next push (delete
-    ``<name>/.latest/`` to make every load list directories). Lowering the hints takes deleting
-    objects under ``<name>/``, which could delete signatures as well.
+    and the version right above it is not signed (``_version_and_above``; one request on S3). A hint
+    whose version is unsigned (a push in flight or abandoned, or a forged hint) passes to the next
+    hint; a signed version right above it (copied into the store by other means) makes it stale, and
+    the directory listing decides, as it does when no hint holds: nothing unsigned picks the version
+    alone. Only ``modelfn push`` keeps the hints right: the check above a hint sees one version, not
+    the ones beyond a gap, so a version copied by hand above a gap stays unseen until the next push
+    (delete ``<name>/.latest/`` to make every load list directories). Lowering the hints takes
+    deleting objects under ``<name>/``, which could delete signatures as well.
     """
     prefix = f"{check_model_name(name)}/{HINTS_DIR}/"
     hinted = sorted(
@@ -177,13 +177,13 @@ def _version_and_above(store: Store, name: str, version: int, *, check_above: bo
     return listing, _is_signed(above_listing, above)
 
 
-def _list_both(store: Store, first: str, second: str | None) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
-    """List two prefixes at once on a network store (one round trip); ``second`` None lists nothing.
+def _list_both(store: Store, first: str, second: str) -> tuple[list[ObjectInfo], list[ObjectInfo]]:
+    """List two prefixes at once on a network store (one round trip).
 
     A local store lists both in turn: its listings take microseconds, less than starting a thread.
     """
-    if second is None or isinstance(store, LocalStore):
-        return store.list(first), store.list(second) if second is not None else []
+    if isinstance(store, LocalStore):
+        return store.list(first), store.list(second)
     found: dict[str, list[ObjectInfo]] = {}
     failed: list[BaseException] = []
 

@@ -104,8 +104,10 @@ class LeanApp:
         with METRICS.timed(INFERENCE_LATENCY, span="infer"):
             if context is not None:  # Mangum's own cycle: one invocation per Lambda sandbox, no thread hop
                 return run_route(self.state, route, headers, body)
-            if self.state.batcher is not None:  # container batching: its own request threads, disconnects watched
-                return await self.state.batcher.call(receive, run_route, self.state, route, headers, body)
+            if self.state.batcher is not None:  # container batching: small bodies on the loop, disconnects watched
+                return await self.state.batcher.call(
+                    receive, run_route, self.state, route, headers, body, size=len(body)
+                )
             import asyncio  # here, not at import: the Lambda path never runs an event loop
 
             loop = asyncio.get_running_loop()

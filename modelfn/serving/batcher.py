@@ -1,12 +1,17 @@
-"""The queue behind adaptive batching: request threads queue validated feeds, one worker per model runs them merged.
+"""The queue behind adaptive batching: requests queue validated feeds, one worker per model runs them merged.
 
-A request thread validates its own feeds (a bad request fails alone, before any merge), queues them
-and waits; the worker takes what is queued, up to ``max_batch_size`` rows, concatenates along axis
-0, runs once and hands each request its rows back. It waits for more only while requests it knows
-of are still being decoded or a run is under way, and never past ``max_batch_delay_ms`` after the
-oldest queued one arrived. A request that is alone in the server runs on its own thread (no hop to
-the worker); a failed merged run is retried request by request, so each gets its own answer or
-error; a client that disconnects, or whose task is cancelled, is dropped from the queue.
+A request validates its own feeds (a bad request fails alone, before any merge), queues them and
+waits; the worker takes what is queued, up to ``max_batch_size`` rows, concatenates along axis 0,
+runs once and hands each request its rows back. It waits for more only while requests it knows of
+are still being decoded, a run is under way or the event loop is still handing requests over, and
+never past ``max_batch_delay_ms`` after the oldest queued one arrived. A failed merged run is
+retried request by request, so each gets its own answer or error; a client that disconnects, or
+whose task is cancelled, is dropped from the queue.
+
+Small bodies (``INLINE_BODY_BYTES``) are decoded, merged and answered on the event loop thread
+(``modelfn.serving.batch_loop``): per request, a hop to a thread and back costs more GIL time than
+decoding a small body. Larger bodies (or no greenlet) take a request thread each, as does a request
+alone in the server (no hop to the worker).
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from modelfn.errors import ModelNotReady
 from modelfn.runtime.base import check_output_names, validate_feeds
+from modelfn.serving.batch_loop import LoopSide, greenlet_module, park, wake_loops
 from modelfn.serving.metrics import (
     INFERENCE_BATCH_ROWS,
     INFERENCE_BATCH_SIZE,
@@ -45,6 +51,8 @@ Arrays = dict[str, "npt.NDArray[Any]"]
 MIN_REQUEST_THREADS = 16
 """Request threads decode, wait on the batcher and encode; enough of them let a full batch gather."""
 MAX_REQUEST_THREADS = 256
+INLINE_BODY_BYTES = 64 * 1024
+"""Bodies up to this size are decoded on the event loop (a few hundred microseconds at most)."""
 
 _TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("modelfn_batch_ticket", default=None)
 
@@ -59,6 +67,8 @@ class _Item:
     key: tuple[Any, ...]
     arrived: float = dataclasses.field(default_factory=time.monotonic)
     future: concurrent.futures.Future[Arrays] = dataclasses.field(default_factory=concurrent.futures.Future)
+    waiter: asyncio.Future[None] | None = None
+    """Set for a request decoded on the event loop: resolved there, once per run, when ``future`` is done."""
 
 
 class Ticket:
@@ -69,14 +79,18 @@ class Ticket:
         self.decoding = False
         self.cancelled = False
         self.item: _Item | None = None
+        self.inline = False
+        """Decoded on the event loop: ``predict`` parks the request's greenlet instead of blocking."""
+        self.waiter: asyncio.Future[None] | None = None
+        """An inline request's wait for a run off the loop (unmergeable feeds)."""
 
     def cancel(self) -> None:
         """The client went away: drop its queued feeds (a run already under way finishes, unread)."""
         self.batcher._cancel(self)
 
 
-class Batcher:
-    """One worker thread per model merging queued requests into single runs."""
+class Batcher(LoopSide):
+    """One worker thread per model merging queued requests into single runs (and the event loop, for small ones)."""
 
     def __init__(self, model: Model, *, max_batch_size: int, max_delay_ms: float, metrics: Metrics = METRICS) -> None:
         self.model = model
@@ -93,9 +107,10 @@ class Batcher:
         self._decoding = 0
         self._closed = False
         self._busy = 0
+        """Model runs under way (the worker's or a lone request's): what arrives meanwhile is batched."""
         self._in_flight = 0
         """Requests on request threads (decoding, queued, running or encoding): 1 means a lone client."""
-        """Model runs under way (the worker's or a lone request's): what arrives meanwhile is batched."""
+        self._init_loop_side()
         threads = min(MAX_REQUEST_THREADS, max(MIN_REQUEST_THREADS, 2 * max_batch_size))
         self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="modelfn-request")
         self._worker = threading.Thread(target=self._work, name=f"modelfn-batcher-{model.manifest.name}", daemon=True)
@@ -103,10 +118,16 @@ class Batcher:
 
     # request side ---------------------------------------------------------------------------------
 
-    async def call(self, receive: Receive, fn: Callable[..., T], *args: Any) -> T | None:
-        """``fn(*args)`` on a request thread; None (and the request dropped) when the client disconnects first."""
-        loop = asyncio.get_running_loop()
+    async def call(self, receive: Receive, fn: Callable[..., T], *args: Any, size: int | None = None) -> T | None:
+        """``fn(*args)``; None (and the request dropped) when the client disconnects first.
+
+        With ``size`` (the body's bytes) up to ``INLINE_BODY_BYTES``, ``fn`` runs on the event loop in
+        a greenlet; otherwise on a request thread.
+        """
         ticket = Ticket(self)
+        if size is not None and size <= INLINE_BODY_BYTES and greenlet_module() is not None:
+            return await self._call_inline(ticket, receive, fn, args)
+        loop = asyncio.get_running_loop()
         work = loop.run_in_executor(self.executor, self._run_ticket, ticket, fn, *args)
         watch = asyncio.ensure_future(_disconnected(receive))
         try:
@@ -141,15 +162,23 @@ class Batcher:
     def predict(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> Arrays:
         """Validate (a bad request fails here, alone), queue, wait for this request's share of a run."""
         wanted = check_output_names(outputs, self.model.output_names)
-        arrays = validate_feeds(feeds, self._specs)
+        arrays = self._admit(feeds)
         ticket = _TICKET.get()
         rows = {int(array.shape[0]) for array in arrays.values()}
         if len(rows) != 1 or next(iter(rows)) > self.max_rows:  # unmergeable or too big: alone, now
+            if ticket is not None and ticket.inline:  # off the event loop
+                return cast("Arrays", park(lambda: self.model.predict(arrays, wanted)))
             if ticket is not None:
                 self._done_decoding(ticket)
             return self.model.predict(arrays, wanted)
         key = tuple((name, array.shape[1:], array.dtype.str) for name, array in arrays.items())
         item = _Item(arrays, wanted, rows.pop(), key)
+        if ticket is not None and ticket.inline:
+            if self._closed:
+                raise ModelNotReady("the server is shutting down", field="model")
+            ticket.item = item
+            park(item)
+            return item.future.result()  # done: the loop resumes this request once its run is over
         with self._cond:
             if self._closed:
                 raise ModelNotReady("the server is shutting down", field="model")
@@ -158,7 +187,7 @@ class Batcher:
                     raise concurrent.futures.CancelledError
                 ticket.item = item
                 self._stop_decoding(ticket)
-            alone = self._in_flight <= 1 and not self._queue and not self._busy
+            alone = self._in_flight <= 1 and not self._inline and not self._queue and not self._busy
             if alone:  # the only request in the server: run on this thread, no hop to the worker
                 self._busy += 1
                 item.future.set_running_or_notify_cancel()
@@ -168,6 +197,28 @@ class Batcher:
         if alone:
             self._run([item])
         return item.future.result()
+
+    def _admit(self, feeds: Mapping[str, Any]) -> Arrays:
+        """Float arrays of the right shapes for float inputs pass as they are: the model's own validation casts
+        (and range-checks) them once per merged run, and a failure there retries each request alone, where it
+        fails with its own 422. Anything else is validated (and cast) here, so a bad request fails alone."""
+        import numpy as np
+
+        if len(feeds) == len(self._specs):
+            arrays = {}
+            for name, spec in self._specs.items():
+                value = feeds.get(name)
+                if not (
+                    isinstance(value, np.ndarray)
+                    and value.dtype.kind == "f"
+                    and spec.dtype.startswith("float")
+                    and spec.is_compatible(value.shape)
+                ):
+                    break
+                arrays[name] = value
+            else:
+                return arrays
+        return validate_feeds(feeds, self._specs)
 
     def _done_decoding(self, ticket: Ticket) -> None:
         with self._cond:
@@ -197,7 +248,9 @@ class Batcher:
                 if self._closed:
                     return
                 while (
-                    self._queue and (self._decoding or self._busy) and sum(i.rows for i in self._queue) < self.max_rows
+                    self._queue
+                    and (self._decoding or self._busy or self._arriving)
+                    and sum(i.rows for i in self._queue) < self.max_rows
                 ):
                     left = self._queue[0].arrived + self.max_delay_s - time.monotonic()
                     if left <= 0 or self._closed:
@@ -247,6 +300,7 @@ class Batcher:
                 except BaseException as exc:  # every error goes back to its own request
                     item.future.set_exception(exc)
         finally:
+            wake_loops(batch)
             with self._cond:
                 self.runs += runs
                 self.requests += len(batch)
@@ -281,6 +335,7 @@ class Batcher:
         for item in queued:
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(ModelNotReady("the server is shutting down", field="model"))
+        wake_loops(queued)
         self._worker.join(5)
         self.executor.shutdown(wait=False, cancel_futures=True)
 

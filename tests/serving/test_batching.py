@@ -417,3 +417,97 @@ def test_modelfn_serve_batches_concurrent_clients(local_published: Published, tm
     values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines() if line[:1] != "#"}
     assert values["InferenceBatchSize_sum"] == 32
     assert values["InferenceBatchSize_count"] < 32
+
+
+def test_small_bodies_are_decoded_and_answered_on_the_event_loop_thread(linear: LoadedBundle) -> None:
+    # GIVEN a batcher and 8 requests whose bodies are small, each recording the thread it decodes and encodes on
+    batcher = Batcher(linear.model, max_batch_size=64, max_delay_ms=10_000)
+    threads: list[int] = []
+
+    def route(i: int) -> Any:
+        threads.append(threading.get_ident())
+        answer = batcher.predict({"x": np.full((1, 4), i, np.float64)})
+        threads.append(threading.get_ident())
+        return answer
+
+    async def scenario() -> tuple[int, list[Any]]:
+        calls = [batcher.call(_never_disconnects, route, i, size=100) for i in range(8)]
+        return threading.get_ident(), await asyncio.wait_for(asyncio.gather(*calls), timeout=5)
+
+    try:
+        # WHEN they come at once
+        loop_thread, answers = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    # THEN all of it ran on the event loop thread, in one merged run (long before the delay), each with its own rows
+    assert threads == [loop_thread] * 16
+    assert (batcher.runs, batcher.requests) == (1, 8)
+    for i, answer in enumerate(answers):
+        np.testing.assert_allclose(answer["y"], expected_linear(np.full((1, 4), i))[0], rtol=1e-6)
+
+
+def test_a_small_request_whose_client_leaves_or_is_cancelled_is_dropped_and_unwound(linear: LoadedBundle) -> None:
+    # GIVEN a batcher held waiting (a slow request decoding, 10 s delay) and two small queued requests
+    batcher = Batcher(linear.model, max_batch_size=64, max_delay_ms=10_000)
+    gone = asyncio.Event()
+    unwound: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    def route(name: str) -> Any:
+        try:
+            return batcher.predict({"x": np.ones((1, 4), np.float32)})
+        finally:
+            unwound.append(name)
+
+    async def scenario() -> tuple[Any, list[Any]]:
+        slow = _SlowDecoder(batcher)
+        await slow.wait_started()
+        leaving = asyncio.ensure_future(batcher.call(receive, route, "leaving", size=100))
+        cancelled = asyncio.ensure_future(batcher.call(_never_disconnects, route, "cancelled", size=100))
+        await asyncio.sleep(0.2)  # both queued
+        # WHEN one client disconnects and the other request's task is cancelled, then the slow one finishes
+        gone.set()
+        cancelled.cancel()
+        left = await asyncio.wait_for(leaving, timeout=5)
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        slow.release.set()
+        await slow.task
+        later = [batcher.call(_never_disconnects, route, f"later{i}", size=100) for i in range(2)]
+        return left, await asyncio.wait_for(asyncio.gather(*later), timeout=5)
+
+    try:
+        left, later = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    # THEN the departed requests got no answer, never ran, and their routes unwound; later ones are served
+    assert left is None
+    assert sorted(unwound) == ["cancelled", "later0", "later1", "leaving"]
+    assert batcher.requests == 2 and len(later) == 2
+
+
+def test_a_float_outside_the_input_range_fails_alone_among_merged_requests(linear: LoadedBundle) -> None:
+    # GIVEN float64 rows for a float32 input, one of them beyond float32's range
+    from modelfn.errors import UnprocessableInput
+
+    batcher = Batcher(linear.model, max_batch_size=64, max_delay_ms=10_000)
+    xs = [np.full((1, 4), i, np.float64) for i in range(6)]
+    xs[2] = np.array([[1e300, 0.0, 0.0, 0.0]])
+
+    async def scenario() -> list[Any]:
+        calls = [batcher.call(_never_disconnects, batcher.predict, {"x": x}, size=100) for x in xs]
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=5)
+
+    try:
+        # WHEN they come at once
+        answers = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    # THEN that request alone gets the 422 naming the input; the others get their own rows
+    error = answers.pop(2)
+    assert isinstance(error, UnprocessableInput) and error.field == "x" and "float32 range" in error.message
+    for x, answer in zip(xs[:2] + xs[3:], answers, strict=True):
+        np.testing.assert_allclose(answer["y"], expected_linear(x)[0], rtol=1e-6)

@@ -22,12 +22,16 @@ from modelfn.serving.asgi import create_app
 from modelfn.serving.metrics import (
     BATCH_ERRORS,
     BATCH_SIZE,
+    INFERENCE_BATCH_SIZE,
     INFERENCE_LATENCY,
+    LOAD_SESSION_TIME,
     METRICS,
+    MODEL_LOAD_FAILED,
     ROWS_PROCESSED,
     Metrics,
+    error_metric,
 )
-from modelfn.serving.observability_prometheus import install
+from modelfn.serving.observability_prometheus import DeferredSink, PrometheusSink, install
 from modelfn.serving.state import ModelState
 from tests.batch.s3_events import csv_rows, put, sqs_of
 from tests.fixtures.bundles import Published
@@ -165,3 +169,103 @@ def test_storage_event_counts_batch_size_rows_and_errors(s3_published: Published
     assert METRICS.count(BATCH_SIZE) == before[BATCH_SIZE] + 2
     assert METRICS.count(ROWS_PROCESSED) == before[ROWS_PROCESSED] + 10
     assert METRICS.count(BATCH_ERRORS) == before[BATCH_ERRORS] + 1
+
+
+EVENTS: list[tuple[str, float, str]] = [
+    ("LoadFetchTime", 12.5, "Milliseconds"),
+    (MODEL_LOAD_FAILED, 1, "Count"),
+    (error_metric("model_not_ready"), 1, "Count"),
+    (INFERENCE_LATENCY, 0.7, "Milliseconds"),
+    (LOAD_SESSION_TIME, 80.0, "Milliseconds"),
+    (INFERENCE_BATCH_SIZE, 3, "Count"),
+    (INFERENCE_LATENCY, 2.5, "Milliseconds"),
+]
+"""A start's worth of events: load phases, a failed attempt, a 503 while loading, requests, a batched run."""
+
+
+def _without_process(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of a registry minus the process collector's (CPU and RSS differ between reads) and the
+    ``_created`` times (a replayed series is created when the registry is built, before any scrape sees it)."""
+    return {
+        k: v for k, v in _samples(text).items() if not k[0].startswith("process_") and not k[0].endswith("_created")
+    }
+
+
+def test_a_deferred_sink_replays_into_prometheus_what_came_before() -> None:
+    # GIVEN events recorded through a deferred sink, and the same events fed straight to a Prometheus sink
+    from prometheus_client import generate_latest
+
+    metrics, reference = Metrics(), PrometheusSink()
+    deferred = DeferredSink(metrics, delay_s=600)
+    metrics.add_sink(deferred)
+    for event in EVENTS:
+        metrics.add(*event)
+        reference(*event)
+    assert deferred.pending == len(EVENTS)
+    # WHEN the registry is attached later, and more events follow
+    late = PrometheusSink()
+    deferred.attach(late)
+    for event in EVENTS[3:]:
+        metrics.add(*event)
+        reference(*event)
+    # THEN it holds exactly what a registry present from the start holds: counts, sums and buckets
+    assert deferred.pending == 0
+    got, want = _without_process(generate_latest(late.registry).decode()), generate_latest(reference.registry).decode()
+    assert got == _without_process(want)
+    assert _value(got, "InferenceLatency_count") == 4
+    assert _value(got, "Errors_total", type="model_not_ready") == 1
+
+
+def test_a_deferred_registry_is_built_after_the_load_and_counts_the_start() -> None:
+    # GIVEN a fresh process that defers Prometheus as the container does, with a short delay
+    code = """
+import sys, time, json
+from modelfn.serving import observability_prometheus as prom
+from modelfn.serving.metrics import METRICS
+EVENTS = json.loads(sys.argv[1])
+assert prom.defer(delay_s=0.05)
+for event in EVENTS[:4]:
+    METRICS.add(*event)
+before = "prometheus_client" in sys.modules
+METRICS.add(*EVENTS[4])  # the load attempt ended: the registry is built a moment later
+deadline = time.monotonic() + 60
+while prom._SINK is None and time.monotonic() < deadline:
+    time.sleep(0.01)
+METRICS.add(*EVENTS[6])
+body, _ = prom.exposition("")
+print(json.dumps({"imported_before": before, "text": body.decode()}))
+"""
+    # WHEN the load's events arrive before and after the registry exists
+    argv = [sys.executable, "-c", code, json.dumps(EVENTS)]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = json.loads(result.stdout.splitlines()[-1])
+    # THEN prometheus-client was not imported while the start ran
+    assert out["imported_before"] is False
+    # AND every event counts, those replayed from before the registry and those after
+    samples = _samples(out["text"])
+    assert _value(samples, "InferenceLatency_count") == 2
+    assert _value(samples, "LoadSessionTime_count") == 1 and _value(samples, "LoadFetchTime_sum") == 12.5
+    assert _value(samples, "ModelLoadFailed_total") == 1
+
+
+def test_a_full_deferred_sink_builds_the_registry_on_the_spot() -> None:
+    # GIVEN a fresh process whose deferred sink holds at most three events (and no load ending)
+    code = """
+import json
+from modelfn.serving import observability_prometheus as prom
+from modelfn.serving.metrics import METRICS, INFERENCE_LATENCY
+assert prom.defer(limit=3, delay_s=600)
+METRICS.add(INFERENCE_LATENCY, 1.0, "Milliseconds")
+METRICS.add(INFERENCE_LATENCY, 1.0, "Milliseconds")
+built_early = prom._SINK is not None
+METRICS.add(INFERENCE_LATENCY, 1.0, "Milliseconds")
+built = prom._SINK is not None
+METRICS.add(INFERENCE_LATENCY, 1.0, "Milliseconds")
+print(json.dumps({"early": built_early, "built": built, "text": prom.exposition("")[0].decode()}))
+"""
+    # WHEN the third event arrives
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = json.loads(result.stdout.splitlines()[-1])
+    # THEN the registry is built then (not before), with all of them counted, and later ones too
+    assert out["early"] is False and out["built"] is True
+    assert _value(_samples(out["text"]), "InferenceLatency_count") == 4

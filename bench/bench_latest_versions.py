@@ -7,19 +7,19 @@ whole bucket on every LIST, which real S3 does not, and this keeps that scan equ
 Three ways are timed side by side (median of --runs, warm client, the order alternating per round,
 garbage collected before each sample):
 
-- ``hinted``: ``resolve_listing(store, name, "latest")`` as the loader runs it (the hints, then the
-  chosen version's files and the version above it, at once);
+- ``hinted``: ``resolve_listing(store, name, "latest")`` as the loader runs it (the hints, then one
+  listing from the chosen version on: its files, and proof that the version above holds nothing);
 - ``directories``: ``listed_latest``, the directory listing the loader used before hints and still
   falls back to (common prefixes only, then the candidates' files);
 - ``full_listing``: the listing of ``<name>/`` that stores without directory listing fall back to.
 
 ``floor`` is one LIST of the chosen version's files alone, which any way must make. Requests are
-counted per resolution (ListObjectsV2, and all S3 calls). ``cold`` times the first resolution on a
-fresh client (new connections; client creation not timed) at the lowest count, hinted and
-directories alternating. On loopback moto every request is CPU (client and server share the
-machine's cores), so requests sent at once barely overlap; ``rtt`` repeats hinted vs directories
-with a simulated network round trip (a sleep before each request is sent, as a real store's
-latency would), where they do.
+counted per resolution (ListObjectsV2, and all S3 calls), with the entries (keys and common
+prefixes) the listings returned: what a real store's work and response size follow. ``cold`` times
+the first resolution on a fresh client (new connections; client creation not timed) at the lowest
+count, hinted and directories alternating. On loopback moto every request is CPU (client and
+server share the machine's cores); ``rtt`` repeats hinted vs directories with a simulated network
+round trip (a sleep before each request is sent), closer to a real store, where latency dominates.
 
 Usage: python bench/bench_latest_versions.py [--runs 15] [--counts 1,100,1000] [--rtt-ms 20]
 """
@@ -57,18 +57,23 @@ class _ObjectsOnly:
 
 
 class _Counter:
-    """Counts the S3 requests a client sends: ListObjectsV2 and all of them."""
+    """Counts the S3 requests a client sends (ListObjectsV2, all of them) and the entries listings return."""
 
     def __init__(self) -> None:
         self.lists = 0
         self.calls = 0
+        self.entries = 0
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("before-call.s3.ListObjectsV2", self._list)
         client.meta.events.register("before-call.s3", self._call)
+        client.meta.events.register("after-call.s3.ListObjectsV2", self._listed)
 
     def _list(self, **_: Any) -> None:
         self.lists += 1
+
+    def _listed(self, parsed: dict[str, Any], **_: Any) -> None:
+        self.entries += len(parsed.get("Contents", [])) + len(parsed.get("CommonPrefixes", []))
 
     def _call(self, **_: Any) -> None:
         self.calls += 1
@@ -103,25 +108,26 @@ def main() -> None:
             "floor": lambda name, count: (count, store.list(f"{name}/{count}/")),
         }
         samples: dict[tuple[int, str], list[float]] = {(c, w): [] for c in counts for w in WAYS}
-        requests: dict[tuple[int, str], tuple[int, int]] = {}
+        requests: dict[tuple[int, str], tuple[int, int, int]] = {}
         for round_ in range(args.runs):
             order = [(c, w) for c in counts for w in WAYS]
             for count, way in order if round_ % 2 == 0 else reversed(order):
-                counter.lists = counter.calls = 0
+                counter.lists = counter.calls = counter.entries = 0
                 gc.collect()  # the 1,000-version full listing leaves garbage; no sample pays for collecting it
                 t0 = time.perf_counter()
                 version, objects = ways[way](f"m{count}", count)
                 samples[count, way].append(time.perf_counter() - t0)
                 assert version == count and len(objects) == len(FILES), (way, version, len(objects))
-                requests[count, way] = (counter.lists, counter.calls)
+                requests[count, way] = (counter.lists, counter.calls, counter.entries)
         for count in counts:
             row: dict[str, Any] = {"objects": count * len(FILES) + 1, "bucket_objects": len(keys)}
             for way in WAYS:
                 row[f"{way}_ms_p50"] = round(statistics.median(samples[count, way]) * 1e3, 2)
-                row[f"{way}_list_requests"], row[f"{way}_requests"] = requests[count, way]
+                row[f"{way}_list_requests"], row[f"{way}_requests"], row[f"{way}_entries_listed"] = requests[count, way]
             results["counts"][str(count)] = row
             print(f"{count:5d} versions: " + "  ".join(
-                f"{w} {row[f'{w}_ms_p50']:7.2f} ms ({row[f'{w}_requests']} req)" for w in WAYS),
+                f"{w} {row[f'{w}_ms_p50']:7.2f} ms ({row[f'{w}_requests']} req, {row[f'{w}_entries_listed']} entries)"
+                for w in WAYS),
             flush=True)  # fmt: skip
         results["cold"] = _cold(endpoint, counts[0], args.runs)
         print(f"cold, {counts[0]} version(s), fresh client: " + "  ".join(

@@ -4,13 +4,15 @@ Two CNNs on a 3×224×224 float32 input (602,112 bytes), batch 1: a ResNet-18-sh
 2 basic blocks, 64-512 channels, ~11.7M parameters) and a small 4-conv one (~6 ms here). Both are
 built with torch (seeded), exported to ONNX with a dynamic batch dimension and cached under
 bench/results/models/. For each model, in one process: (a) ``session.run`` on a ready array (the
-floor); the Lambda path, ``Mangum(create_app(state))`` with the handler's base64 body decoding, as
-``modelfn.handlers.http.handler`` runs it, fed API Gateway HTTP API v2 events with (b) a JSON
-``/predict`` body (text, as API Gateway passes JSON), (c) a V2 binary-extension body, (d) an
-``application/octet-stream`` body, (e) an ``application/x-npy`` body, (c-e) base64-encoded as API
-Gateway and Function URLs pass binary; (f) (d) through Mangum's own stdlib base64 decode. Variants
-are timed interleaved (one call of each in turn) so machine load hits them alike. Also: the JSON router
-(``routes.dispatch`` minus raw) ÷ ``orjson.loads`` of the same body. Goals: (d)/(c)/(e) ≤ 5 % over raw
+floor); the Lambda path, ``lambda_http_handler(create_app(state))`` as ``modelfn.handlers.http.handler``
+runs it, fed API Gateway HTTP API v2 events with (b) a JSON ``/predict`` body (text, as API Gateway
+passes JSON), (c) a V2 binary-extension body, (d) an ``application/octet-stream`` body, (e) an
+``application/x-npy`` body, (c-e) base64-encoded as API Gateway and Function URLs pass binary; (f) (d)
+through stock Mangum and its stdlib base64 decode. (c-e) also go straight to ``routes.dispatch`` with
+the decoded body (``dispatch_*``: the serving modules' own cost, without the Lambda front door).
+Variants are timed interleaved (one call of each in turn) so machine load hits them alike. Also: the
+JSON routers (``routes.dispatch`` minus raw) ÷ ``orjson.loads`` of the same body, for ``/predict``
+(``json``) and for a V2 JSON request with flat data (``json_v2``). Goals: (d)/(c)/(e) ≤ 5 % over raw
 for the ResNet-18-sized CNN, ≤ 10 % for the ~6 ms one; JSON router ≤ 1.3× orjson.loads. A third
 model, ``probe`` (a per-channel mean, ~0.05 ms), shows each path's own cost in ms with little
 run time around it, the figure least disturbed by a loaded machine.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import random
 import statistics
 import sys
 import time
@@ -155,9 +158,9 @@ def variants(state: Any, x: Any) -> tuple[dict[str, Callable[[], object]], dict[
     import orjson
     from mangum import Mangum
 
-    from modelfn.handlers._base64_body import HANDLERS
+    from modelfn.handlers.lambda_http import lambda_http_handler
     from modelfn.invoke import LocalLambdaContext
-    from modelfn.serving.asgi import create_app
+    from modelfn.serving.asgi import LeanApp, create_app
     from modelfn.serving.routes import dispatch
 
     bundle = state.require()
@@ -180,7 +183,9 @@ def variants(state: Any, x: Any) -> tuple[dict[str, Callable[[], object]], dict[
         "octet_stream": event("/predict", x.tobytes(), "application/octet-stream", binary=True),
         "npy": event("/predict", npy.getvalue(), "application/x-npy", binary=True),
     }
-    fast = Mangum(create_app(state), lifespan="off", custom_handlers=HANDLERS)
+    app = create_app(state)
+    assert isinstance(app, LeanApp)
+    fast = lambda_http_handler(app)
     stock = Mangum(create_app(state), lifespan="off")
     context = LocalLambdaContext(timeout_s=24 * 3600)
     expected = session.run(None, feed)[0]
@@ -192,17 +197,49 @@ def variants(state: Any, x: Any) -> tuple[dict[str, Callable[[], object]], dict[
         got = np.asarray(got, dtype=np.float32).reshape(expected.shape)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     headers = {"content-type": "application/json", "content-length": str(len(json_body))}
+    v2_tensor = {"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+    v2_json = orjson.dumps({"inputs": [v2_tensor]})  # flat data, as tritonclient sends JSON tensors
+    response = dispatch(state, "POST", "/v2/models/cnn/infer", headers, v2_json)
+    got = np.asarray(orjson.loads(response.body)["outputs"][0]["data"], dtype=np.float32)
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
+    direct = {  # the decoded bodies and headers the routes see
+        "v2_binary": ("/v2/models/cnn/infer", header + x.tobytes(), events["v2_binary"]["headers"]),
+        "octet_stream": ("/predict", x.tobytes(), events["octet_stream"]["headers"]),
+        "npy": ("/predict", npy.getvalue(), events["npy"]["headers"]),
+    }
     timed: dict[str, Callable[[], object]] = {
         "raw_session_run": lambda: session.run(None, feed),
         "model_run_io_binding": lambda: bundle.model._run_bound(["logits"], feed),
         "json_router": lambda: dispatch(state, "POST", "/predict", headers, json_body),
+        "json_v2_router": lambda: dispatch(state, "POST", "/v2/models/cnn/infer", headers, v2_json),
+        "json_v2_router_general": lambda: general_decode(
+            dispatch, state, "POST", "/v2/models/cnn/infer", headers, v2_json
+        ),
+        "orjson_loads_v2": lambda: orjson.loads(v2_json),
         **{f"lambda_{name}": (lambda ev=ev: fast(ev, context)) for name, ev in events.items()},
-        "lambda_octet_stream_stdlib_base64": lambda: stock(events["octet_stream"], context),
+        "lambda_octet_stream_mangum": lambda: stock(events["octet_stream"], context),
+        **{
+            f"dispatch_{name}": (lambda p=p, b=b, h=h: dispatch(state, "POST", p, h, b))
+            for name, (p, b, h) in direct.items()
+        },
     }
     sizes = {f"lambda_{n}": len(ev["body"]) for n, ev in events.items()}
-    sizes["json_router"] = len(json_body)
-    sizes["lambda_octet_stream_stdlib_base64"] = sizes["lambda_octet_stream"]
+    sizes |= {f"dispatch_{n}": len(b) for n, (_, b, _) in direct.items()}
+    sizes["json_router"], sizes["json_v2_router"] = len(json_body), len(v2_json)
+    sizes["json_v2_router_general"] = len(v2_json)
+    sizes["lambda_octet_stream_mangum"] = sizes["lambda_octet_stream"]
     return timed, sizes, lambda: orjson.loads(json_body)
+
+
+def general_decode(fn: Callable[..., object], *args: Any) -> object:
+    """``fn(*args)`` with typed_json's decoders off: the general path (orjson, numpy's discovery, a cast)."""
+    from modelfn.serving import typed_json
+
+    kept, typed_json.MIN_BODY_BYTES = typed_json.MIN_BODY_BYTES, 1 << 62
+    try:
+        return fn(*args)
+    finally:
+        typed_json.MIN_BODY_BYTES = kept
 
 
 def measure(name: str, rounds: int, iters: int, threads: int, providers: tuple[str, ...]) -> dict[str, Any]:
@@ -216,8 +253,12 @@ def measure(name: str, rounds: int, iters: int, threads: int, providers: tuple[s
     for fn in timed.values():
         for _ in range(3):
             fn()
-    for _ in range(rounds * iters):  # interleaved: one call of every variant in turn, so load hits them alike
-        for key, fn in timed.items():
+    order = list(timed)
+    shuffle = random.Random(0).shuffle
+    for _ in range(rounds * iters):  # interleaved: one call of every variant in turn, so load hits them alike,
+        shuffle(order)  # in a new order each time: a call right after a 3 MB JSON parse finds the caches cold
+        for key in order:
+            fn = timed[key]
             t0 = time.perf_counter()
             fn()
             samples[key].append(time.perf_counter() - t0)
@@ -230,7 +271,7 @@ def measure(name: str, rounds: int, iters: int, threads: int, providers: tuple[s
         "io_binding_on_the_lambda_path": state.require().model.io_binding,
     }
     for key in timed:
-        if key.startswith("lambda_"):
+        if key.startswith(("lambda_", "dispatch_")):
             out[key] = {
                 "p50_ms": round(p50[key], 3),
                 "overhead_ms": round(p50[key] - raw, 3),
@@ -246,6 +287,18 @@ def measure(name: str, rounds: int, iters: int, threads: int, providers: tuple[s
         "router_added_ms": round(router_added, 3),
         "router_added_over_orjson_loads": round(router_added / p50["orjson_loads"], 3),
         "decode_options_p50_ms": json_options(x, rounds),
+    }
+    v2_added = p50["json_v2_router"] - raw
+    out["json_v2"] = {
+        "body_bytes": sizes["json_v2_router"],
+        "router_p50_ms": round(p50["json_v2_router"], 3),
+        "orjson_loads_p50_ms": round(p50["orjson_loads_v2"], 3),
+        "router_added_ms": round(v2_added, 3),
+        "router_added_over_orjson_loads": round(v2_added / p50["orjson_loads_v2"], 3),
+        "general_router_p50_ms": round(p50["json_v2_router_general"], 3),
+        "general_router_added_over_orjson_loads": round(
+            (p50["json_v2_router_general"] - raw) / p50["orjson_loads_v2"], 3
+        ),
     }
     return out
 
@@ -306,13 +359,17 @@ def main() -> None:
         print(f"{name}: raw {row['raw_session_run_p50_ms']:.3f} ms on {row['providers'][0]}"
               f" (IO binding run {row['io_binding_run_p50_ms']:.3f} ms)", flush=True)  # fmt: skip
         for key, value in row.items():
-            if key.startswith("lambda_"):
+            if key.startswith(("lambda_", "dispatch_")):
                 print(f"  {key:36s} p50 {value['p50_ms']:8.3f} ms  +{value['overhead_ms']:7.3f} ms"
                       f"  ({value['overhead_pct']:6.2f} %, {value['ratio_to_raw']:.3f}x)"
                       f"  {value['request_bytes']:>9,d} B", flush=True)  # fmt: skip
         j = row["json"]
         print(f"  JSON router adds {j['router_added_ms']:.3f} ms = {j['router_added_over_orjson_loads']:.3f}× "
               f"orjson.loads ({j['orjson_loads_p50_ms']:.3f} ms, {j['body_bytes']:,d} B)", flush=True)  # fmt: skip
+        j2 = row["json_v2"]
+        print(f"  V2 JSON router adds {j2['router_added_ms']:.3f} ms = {j2['router_added_over_orjson_loads']:.3f}× "
+              f"orjson.loads ({j2['orjson_loads_p50_ms']:.3f} ms, {j2['body_bytes']:,d} B); with the general decode "
+              f"{j2['general_router_added_over_orjson_loads']:.3f}×", flush=True)  # fmt: skip
         print("  JSON decode options (p50 ms):", j["decode_options_p50_ms"], flush=True)
     save(args.out, results)
 

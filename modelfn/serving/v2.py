@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelfn._version import __version__
 from modelfn.errors import InvalidRequest, UnprocessableInput
-from modelfn.serving import codecs, processed, tensor_body
+from modelfn.serving import codecs, processed, tensor_body, typed_json
 from modelfn.serving.inference import BINARY_TYPES, JSON_TYPES, header_int, require_content_type, run_model
 from modelfn.serving.responses import OCTET_STREAM, Response, dumps, json_response
 
@@ -75,7 +75,9 @@ def infer(state: ModelState, name: str, version: str | None, body: bytes, header
         return _infer_tensor_body(bundle, body, headers)
     require_content_type(headers, JSON_TYPES + BINARY_TYPES)
     header, binary = _split_body(body, headers.get(HEADER_LENGTH))
-    request = codecs.loads(header)
+    request = typed_json.v2_request(header) if not binary else None  # float data straight to arrays
+    if request is None:
+        request = codecs.loads(header)
     if not isinstance(request, dict):
         raise InvalidRequest("the inference request must be a JSON object", field="body")
     feeds = _decode_inputs(request.get("inputs"), binary, bundle.manifest)

@@ -146,10 +146,14 @@ def test_large_v2_json_request_answers_as_the_general_path(
     body = orjson.dumps(
         {"inputs": [{"name": "x", "shape": [40_000, 4], "datatype": "FP32", "data": x.ravel().tolist()}]}
     )
-    assert len(body) >= typed_json.MIN_BODY_BYTES and typed_json.v2_request(body) is not None
+    assert len(body) >= typed_json.MIN_BODY_BYTES
     state = served(linear, max_body_bytes=8 << 20)
+    decoded: list[dict[str, Any] | None] = []
+    v2_request = typed_json.v2_request
+    monkeypatch.setattr(typed_json, "v2_request", lambda header: decoded.append(v2_request(header)) or decoded[-1])
     # WHEN inferred through the routes with the typed decoder, and again with it turned off
     typed = dispatch(state, "POST", "/v2/models/linear/infer", JSON, body)
+    assert len(decoded) == 1 and decoded[0] is not None  # the typed decoder took it
     monkeypatch.setattr(typed_json, "MIN_BODY_BYTES", 1 << 40)
     general = dispatch(state, "POST", "/v2/models/linear/infer", JSON, body)
     # THEN both answers are byte for byte the same, and right

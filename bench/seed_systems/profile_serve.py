@@ -2,9 +2,10 @@
 
     python bench/seed_systems/profile_serve.py [--model rf] [--runs 5]
 
-Each run is a fresh interpreter that walks the serve path in order (CLI import, settings, the
-container's imports, store listing, signature check and fetch, onnxruntime import, session, warm-up,
-first predict), one phase after another so each is timed alone (the real server overlaps the load
+Each run is a fresh interpreter that walks the serve path in order (the console entry's option
+read, settings, the container's imports, store listing, signature check and fetch, onnxruntime
+import, session, warm-up, then the Prometheus registry the server builds after its first answer),
+one phase after another so each is timed alone (the real server overlaps the load
 with its own start). A last run under ``-X importtime`` lists the imports that cost the most. Uses
 the store that run.py publishes to (bench/results/seed_systems/).
 """
@@ -29,18 +30,17 @@ W0, C0 = time.perf_counter(), time.process_time()
 marks = []
 def mark(name):
     marks.append((name, time.perf_counter() - W0, time.process_time() - C0))
-import modelfn.cli
-mark("import modelfn.cli (typer, commands)")
-from modelfn.commands._direct import direct_kwargs
-direct_kwargs(modelfn.cli.serve, ["--model", "x"])
-mark("parse options (direct path)")
-from modelfn.config import Settings
-settings = Settings.load(store_url=sys.argv[1], model_name=sys.argv[2], trusted_keys=(sys.argv[3],))
+import modelfn._entry
+from modelfn.commands._direct import SERVE_OPTIONS, parse_options, serve_settings
+kwargs = parse_options(SERVE_OPTIONS, ["--store", sys.argv[1], "--model", sys.argv[2], "--trust", sys.argv[3]])
+mark("console entry + serve options (no typer)")
+settings = serve_settings(kwargs)
 mark("settings")
 import modelfn.container
 from modelfn.serving.state import ModelState
-modelfn.container._install_prometheus()
-mark("container + prometheus")
+modelfn.container._quiet_blas_spin()
+modelfn.container._defer_prometheus()
+mark("container + deferred metrics sink")
 import uvicorn, uvloop, httptools
 mark("import uvicorn, uvloop, httptools")
 from modelfn.serving.asgi import create_app
@@ -60,6 +60,9 @@ model = loader._RUNTIMES[verified.manifest.runtime](verified, settings)
 mark("onnxruntime session")
 model.warm_up()
 mark("warm-up run")
+from modelfn.serving.observability_prometheus import install
+install()
+mark("(after the first answer) Prometheus registry + replay")
 print(json.dumps(marks))
 """
 

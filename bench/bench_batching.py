@@ -8,7 +8,10 @@ the CPUs with the servers) and sends one-row ``/predict`` bodies. Servers are me
 alternation, round after round, so each ratio compares numbers from the same minutes.
 
 Usage: python bench/bench_batching.py [--levels 1,8,32,128] [--requests 2000] [--rounds 2]
-       [--max-batch-size 32] [--max-batch-delay-ms 5]
+       [--max-batch-size 32] [--max-batch-delay-ms 5] [--threads N]
+Each sample also has the server's CPU time per request (``cpu_ms_per_request``, from /proc): on a
+machine shared with other work, requests/s follow the CPU share each server gets, CPU per request
+much less so. ``--threads`` sets MODELFN_THREADS (onnxruntime intra-op threads) for both modelfn servers.
 ``run(concurrency_levels, requests)`` is the same measurement for a suite to call; it returns the
 dict this script writes to bench/results/batching.json. Goal (issue 10 item 5): at 32 clients,
 batching on ≥ 2x the requests/s of batching off, p99 ≤ max delay + one batched run.
@@ -90,8 +93,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(args: list[str], env: dict[str, str], body: bytes, log: Path) -> Iterator[int]:
-    """Start one server on a free port, wait until it answers /predict, yield its port, stop it."""
+def _server(args: list[str], env: dict[str, str], body: bytes, log: Path) -> Iterator[tuple[int, int]]:
+    """Start one server on a free port, wait until it answers /predict, yield its port and pid, stop it."""
     import httpx
 
     port = _free_port()
@@ -111,7 +114,7 @@ def _server(args: list[str], env: dict[str, str], body: bytes, log: Path) -> Ite
                     if httpx.post(f"http://127.0.0.1:{port}/predict", content=body, timeout=5).status_code == 200:
                         break
                 time.sleep(0.05)
-            yield port
+            yield port, proc.pid
         finally:
             proc.terminate()
             try:
@@ -164,12 +167,35 @@ async def _client(port: int, body: bytes, concurrency: int, requests: int) -> di
     }
 
 
-def _measure(port: int, body_file: Path, concurrency: int, requests: int) -> dict[str, Any]:
-    """The client in its own process (it must not share the server's interpreter or GIL)."""
+def _measure(port: int, body_file: Path, concurrency: int, requests: int, pid: int | None = None) -> dict[str, Any]:
+    """The client in its own process (it must not share the server's interpreter or GIL); with ``pid``, the
+    server's CPU milliseconds per request too."""
     args = [sys.executable, __file__, "--client", str(port), str(body_file), str(concurrency), str(requests)]
+    before = _cpu_s(pid)
     done = subprocess.run(args, check=True, capture_output=True, text=True)
+    after = _cpu_s(pid)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if before is not None and after is not None:
+        result["cpu_ms_per_request"] = round((after - before) * 1e3 / max(1, result["requests"]), 4)
     return result
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process, all its threads (Linux /proc); None elsewhere."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loadavg() -> str | None:
+    """The 1, 5 and 15 minute load averages (how shared the machine was), where /proc has them."""
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return None
 
 
 def _scrape(port: int) -> dict[str, float]:
@@ -210,12 +236,16 @@ def run(
     max_batch_size: int = 32,
     max_batch_delay_ms: float = 5.0,
     layers: Sequence[int] = LAYERS,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Requests/s, p50 and p99 per server and concurrency (median of ``rounds`` alternated runs), and the ratios."""
     body = json.dumps({"instances": [np.random.default_rng(1).standard_normal(layers[0]).round(5).tolist()]}).encode()
     with tempfile.TemporaryDirectory(prefix="bench-batching-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         onnx_path, env = publish(work, layers)
+        if threads is not None:
+            env["MODELFN_THREADS"] = str(threads)
+        load_before = _loadavg()
         body_file = work / "body.json"
         body_file.write_bytes(body)
         serve = [sys.executable, "-m", "modelfn.cli", "serve"]
@@ -236,9 +266,10 @@ def run(
             "modelfn-on": ([*serve, *batching], env),
             "fastapi-ort": (uvicorn, {"BENCH_ONNX": str(onnx_path)}),
         }
-        ports = {
+        servers = {
             name: stack.enter_context(_server(args, e, body, work / f"{name}.log")) for name, (args, e) in specs.items()
         }
+        ports = {name: port for name, (port, _) in servers.items()}
         batches: dict[int, list[dict[str, float]]] = {c: [] for c in concurrency_levels}
         samples: dict[str, dict[int, list[dict[str, Any]]]] = {
             name: {c: [] for c in concurrency_levels} for name in ports
@@ -249,7 +280,7 @@ def run(
                 for name, port in ports.items():  # alternate: one run of each server, then the next level
                     _measure(port, body_file, concurrency, min(200, n))  # warm the connections' path
                     before = _scrape(ports["modelfn-on"])
-                    samples[name][concurrency].append(_measure(port, body_file, concurrency, n))
+                    samples[name][concurrency].append(_measure(port, body_file, concurrency, n, servers[name][1]))
                     if name == "modelfn-on":
                         batches[concurrency].append(_batch_stats(before, _scrape(port)))
     table = {name: {str(c): _median(runs) for c, runs in per_level.items()} for name, per_level in samples.items()}
@@ -262,20 +293,29 @@ def run(
             ],
             "on_over_fastapi_rps": round(table["modelfn-on"][str(c)]["rps"] / table["fastapi-ort"][str(c)]["rps"], 2),
             "off_over_fastapi_rps": round(table["modelfn-off"][str(c)]["rps"] / table["fastapi-ort"][str(c)]["rps"], 2),
+            "off_over_on_cpu_per_request": _ratio(table["modelfn-off"][str(c)], table["modelfn-on"][str(c)]),
         }
         for c in concurrency_levels
     }
     return {
         "model": f"MLP {'-'.join(map(str, layers))}, one row per request, POST /predict JSON",
-        "settings": {"max_batch_size": max_batch_size, "max_batch_delay_ms": max_batch_delay_ms},
+        "settings": {"max_batch_size": max_batch_size, "max_batch_delay_ms": max_batch_delay_ms, "threads": threads},
         "requests_per_run": requests,
         "rounds": rounds,
         "cpus": os.cpu_count(),
+        "loadavg": {"before": load_before, "after": _loadavg()},
         "results": table,
         "ratios": ratios,
         "batching_on_server": {str(c): _median(runs) for c, runs in batches.items()},
         "goal": "32 clients: on/off rps >= 2; p99 <= max delay + one batched run",
     }
+
+
+def _ratio(off: dict[str, Any], on: dict[str, Any]) -> float | None:
+    """Server CPU per request, off ÷ on (how much less CPU a request costs with batching), where measured."""
+    if "cpu_ms_per_request" not in off or not on.get("cpu_ms_per_request"):
+        return None
+    return round(float(off["cpu_ms_per_request"]) / float(on["cpu_ms_per_request"]), 2)
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -300,6 +340,7 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-batch-delay-ms", type=float, default=5.0)
     parser.add_argument("--layers", default=",".join(map(str, LAYERS)), help="MLP widths, input first")
+    parser.add_argument("--threads", type=int, default=None, help="MODELFN_THREADS for the modelfn servers")
     parser.add_argument("--out", default="batching")
     opts = parser.parse_args()
     levels = [int(c) for c in opts.levels.split(",")]
@@ -310,17 +351,22 @@ def main() -> None:
         max_batch_size=opts.max_batch_size,
         max_batch_delay_ms=opts.max_batch_delay_ms,
         layers=[int(n) for n in opts.layers.split(",")],
+        threads=opts.threads,
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{opts.out}.json"
     path.write_text(json.dumps(result, indent=2))
     for c in levels:
         cells = {name: result["results"][name][str(c)] for name in SERVERS}
-        row = [f"{name} {cell['rps']:>8.1f} rps p99 {cell['p99_ms']:>7.2f} ms" for name, cell in cells.items()]
-        print(f"c={c:<4}", " | ".join(row), f"| on/off {result['ratios'][str(c)]['on_over_off_rps']}")
+        row = [
+            f"{name} {cell['rps']:>8.1f} rps p99 {cell['p99_ms']:>7.2f} ms cpu {cell.get('cpu_ms_per_request')} ms/req"
+            for name, cell in cells.items()
+        ]
+        ratio = result["ratios"][str(c)]
+        print(f"c={c:<4}", " | ".join(row), f"| on/off {ratio['on_over_off_rps']} {ratio['on_over_off_rps_per_round']}")
     for c in levels:
         print(f"c={c:<4} batching on: {result['batching_on_server'][str(c)]}")
-    print("wrote", path)
+    print("load average before/after:", result["loadavg"], "| wrote", path)
 
 
 if __name__ == "__main__":

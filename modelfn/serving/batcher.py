@@ -10,8 +10,8 @@ whose task is cancelled, is dropped from the queue.
 
 Small bodies (``INLINE_BODY_BYTES``) are decoded, merged and answered on the event loop thread
 (``modelfn.serving.batch_loop``): per request, a hop to a thread and back costs more GIL time than
-decoding a small body. Larger bodies (or no greenlet) take a request thread each, as does a request
-alone in the server (no hop to the worker).
+decoding a small body. Larger bodies (or no greenlet) take a request thread each. A request alone
+in the server runs at once where it is (the loop, or its thread): no hop to the worker.
 """
 
 from __future__ import annotations

@@ -420,7 +420,7 @@ def test_modelfn_serve_batches_concurrent_clients(local_published: Published, tm
 
 
 def test_small_bodies_are_decoded_and_answered_on_the_event_loop_thread(linear: LoadedBundle) -> None:
-    # GIVEN a batcher and 8 requests whose bodies are small, each recording the thread it decodes and encodes on
+    # GIVEN a batcher and 9 requests whose bodies are small, each recording the thread it decodes and encodes on
     batcher = Batcher(linear.model, max_batch_size=64, max_delay_ms=10_000)
     threads: list[int] = []
 
@@ -430,18 +430,30 @@ def test_small_bodies_are_decoded_and_answered_on_the_event_loop_thread(linear: 
         threads.append(threading.get_ident())
         return answer
 
+    run_threads: list[int] = []
+
+    def sink(name: str, value: float, unit: str) -> None:
+        if name == INFERENCE_BATCH_SIZE:  # recorded by the thread making the run
+            run_threads.append(threading.get_ident())
+
     async def scenario() -> tuple[int, list[Any]]:
         calls = [batcher.call(_never_disconnects, route, i, size=100) for i in range(8)]
-        return threading.get_ident(), await asyncio.wait_for(asyncio.gather(*calls), timeout=5)
+        answers = await asyncio.wait_for(asyncio.gather(*calls), timeout=5)
+        alone = await asyncio.wait_for(batcher.call(_never_disconnects, route, 8, size=100), timeout=5)
+        return threading.get_ident(), [*answers, alone]
 
+    METRICS.add_sink(sink)
     try:
-        # WHEN they come at once
+        # WHEN they come at once, then one more alone
         loop_thread, answers = asyncio.run(scenario())
     finally:
+        METRICS.remove_sink(sink)
         batcher.close()
-    # THEN all of it ran on the event loop thread, in one merged run (long before the delay), each with its own rows
-    assert threads == [loop_thread] * 16
-    assert (batcher.runs, batcher.requests) == (1, 8)
+    # THEN all of it ran on the event loop thread, the 8 in one merged run on the worker (long before the delay),
+    # the lone one's run on the loop thread itself, each with its own rows
+    assert threads == [loop_thread] * 18
+    assert (batcher.runs, batcher.requests) == (2, 9)
+    assert run_threads[0] != loop_thread and run_threads[1] == loop_thread
     for i, answer in enumerate(answers):
         np.testing.assert_allclose(answer["y"], expected_linear(np.full((1, 4), i))[0], rtol=1e-6)
 

@@ -2,13 +2,13 @@
 
 The general path parses with ``orjson`` into Python objects, lets numpy discover dtype and shape
 from them (``np.asarray``: float64) and then casts to the input's dtype: for a 3×224×224 image that
-is ~1.5× the parse alone. Here the request is decoded by a msgspec decoder typed for the common
+is ~1.5× the parse alone. Here a large request is decoded by a msgspec decoder typed for the common
 request shape (tensor data as JSON numbers only, so strings, nulls, booleans and objects are refused
-while parsing, and the parse itself is ~10 % faster than orjson's), then numpy builds the array in
-the tensor's float dtype at once. Whenever the typed decoder refuses the body, or an array holds a
-value whose float form could differ from the general path's (non-finite; magnitude ≥ 2**53, where an
-integer's float32 could round differently), the caller parses the body the general way, so answers
-and errors stay exactly as they were.
+while parsing; at these sizes the parse itself is faster than orjson's, see ``MIN_BODY_BYTES``), then
+numpy builds the array in the tensor's float dtype at once. Whenever the typed decoder refuses the
+body, or an array holds a value whose float form could differ from the general path's (non-finite;
+magnitude ≥ 2**53, where an integer's float32 could round differently), the caller parses the body
+the general way, so answers and errors stay exactly as they were.
 """
 
 from __future__ import annotations

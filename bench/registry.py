@@ -87,14 +87,24 @@ def latest_versions(data: dict[str, Any]) -> list[Row]:
         return []
     low, high = min(counts, key=int), max(counts, key=int)
     a, b = counts[high], counts[low]
-    return [
-        row(f"resolve latest: LIST requests at {high} ÷ at {low} versions", a["directories_list_requests"],
-            b["directories_list_requests"], "requests", max_ratio=1.0),
-        row(f"resolve latest: time at {high} ÷ at {low} versions (flat: issue #10 item 4)", a["directories_ms_p50"],
-            b["directories_ms_p50"], "ms", max_ratio=1.2),
-        row(f"resolve latest at {high} versions: directory listing ÷ full listing", a["directories_ms_p50"],
-            a["full_listing_ms_p50"], "ms"),
+    key = "hinted" if "hinted_ms_p50" in a else "directories"  # results written before the hints existed
+    out = [
+        row(f"resolve latest: LIST requests at {high} ÷ at {low} versions", a[f"{key}_list_requests"],
+            b[f"{key}_list_requests"], "requests", max_ratio=1.0),
+        row(f"resolve latest: time at {high} ÷ at {low} versions (flat: issue #10 item 4)", a[f"{key}_ms_p50"],
+            b[f"{key}_ms_p50"], "ms", max_ratio=1.2),
     ]  # fmt: skip
+    if key == "hinted":
+        out.append(row(f"resolve latest at {high} versions: hints ÷ directory listing (the fallback)",
+                       a["hinted_ms_p50"], a["directories_ms_p50"], "ms"))  # fmt: skip
+        rtt = data.get("rtt", {})
+        if str(high) in rtt and str(low) in rtt:
+            slow_high, slow_low = rtt[str(high)]["hinted_ms_p50"], rtt[str(low)]["hinted_ms_p50"]
+            label = f"resolve latest with {rtt.get('rtt_ms')} ms per request: time at {high} ÷ at {low} versions"
+            out.append(row(label, slow_high, slow_low, "ms", max_ratio=1.2))
+    out.append(row(f"resolve latest at {high} versions: directory listing ÷ full listing", a["directories_ms_p50"],
+                   a["full_listing_ms_p50"], "ms"))  # fmt: skip
+    return out
 
 
 def batch(data: dict[str, Any]) -> list[Row]:

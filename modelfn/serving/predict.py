@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelfn.errors import InvalidRequest
-from modelfn.serving import codecs, processed
+from modelfn.serving import codecs, processed, typed_json
 from modelfn.serving.inference import JSON_TYPES, require_content_type, run_model
 from modelfn.serving.responses import Response, json_response
 
@@ -37,7 +37,7 @@ def predict(state: ModelState, body: bytes, headers: Mapping[str, str]) -> Respo
     request: dict[str, Any] = {}
     if feeds is None:
         require_content_type(headers, JSON_TYPES)
-        loaded = codecs.loads(body)
+        loaded = typed_json.predict_request(body, manifest) or codecs.loads(body)
         if not isinstance(loaded, dict):
             raise InvalidRequest(
                 'the body must be a JSON object: {"instances": [...]} or {"inputs": {...}}', field="body"

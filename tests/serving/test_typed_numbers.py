@@ -20,7 +20,7 @@ from modelfn.loader import LoadedBundle
 from modelfn.runtime.base import fitting_cast
 from modelfn.serving.asgi import create_app
 from modelfn.serving.processed import numbers_only, typed_numbers
-from tests.serving.tiny_models import linear_bundle, served
+from tests.serving.tiny_models import expected_linear, linear_bundle, served
 
 JSON = {"content-type": "application/json"}
 NUMBERS = st.one_of(
@@ -104,3 +104,19 @@ def test_values_that_are_no_float32_are_still_refused_naming_the_input(
     assert answer["field"] == "x"
     if reason == "range":
         assert "float32 range" in answer["error"]
+
+
+def test_a_large_predict_body_takes_the_typed_decoder_and_predicts_the_same(linear: LoadedBundle) -> None:
+    # GIVEN a /predict body over typed_json's threshold (about 3.5 MB of float rows)
+    from modelfn.serving import typed_json
+
+    rows = np.random.default_rng(3).standard_normal((110_000, 4)).astype(np.float32)
+    body = orjson.dumps({"instances": rows.tolist()})
+    assert len(body) >= typed_json.MIN_BODY_BYTES
+    assert typed_json.predict_request(body, linear.manifest) is not None
+    # WHEN served
+    response = create_app(served(linear, max_body_bytes=16 << 20)).respond("POST", "/predict", JSON, body)
+    # THEN the predictions are onnxruntime's on the float32 rows
+    assert response.status == 200, response.body[:200]
+    y, _ = expected_linear(rows)
+    np.testing.assert_allclose(orjson.loads(response.body)["predictions"]["y"], y, rtol=1e-6)

@@ -158,10 +158,15 @@ def large_tensors(data: dict[str, Any]) -> list[Row]:
                 goal = {"max_ratio": 1 + pct / 100} if pct is not None and key != "json" else {}
                 out.append(row(f"{name} batch 1, Lambda path, {label} body ÷ raw session.run", v["p50_ms"], raw, "ms",
                                **goal))  # fmt: skip
-        j = m.get("json")
-        if j:
-            out.append(row(f"{name}: time the JSON router adds ÷ orjson.loads of the same body", j["router_added_ms"],
-                           j["orjson_loads_p50_ms"], "ms", max_ratio=1.3))  # fmt: skip
+        for key, label in (("octet_stream", "octet-stream"), ("v2_binary", "V2 binary"), ("npy", ".npy")):
+            v = m.get(f"dispatch_{key}")
+            if v:
+                out.append(row(f"{name} batch 1, router alone, {label} body ÷ raw session.run", v["p50_ms"], raw, "ms"))
+        for key, label in (("json", "/predict"), ("json_v2", "V2 infer")):
+            j = m.get(key)
+            if j:
+                out.append(row(f"{name}: time the {label} JSON router adds ÷ orjson.loads of the same body",
+                               j["router_added_ms"], j["orjson_loads_p50_ms"], "ms", max_ratio=1.3))  # fmt: skip
     return out
 
 

@@ -47,7 +47,8 @@ def test_report_table_has_ratios_goals_and_missing_inputs_and_valid_charts(tmp_p
     # GIVEN sample results: a cold start over its goal, a batch ratio within its goal, peers with
     # latencies and throughput, a benchmark that failed this run, and no Lambda package results
     _write(tmp_path, "coldstart.json", {"models": {"rf": {"floor_ms_p50": 1000.0, "modelfn_ms_p50": 1200.0}}})
-    _write(tmp_path, "bench_batch.json", {"models": {"rf": {"handler_rows_per_s": 90.0, "raw_ort_rows_per_s": 100.0}}})
+    batch = {"handler_rows_per_s": 90.0, "handwritten_rows_per_s": 100.0, "raw_ort_rows_per_s": 300.0}
+    _write(tmp_path, "bench_batch.json", {"models": {"rf": batch}})
     _write(tmp_path, "peers.json", {"servers": {"modelfn-mlp": _server(700, 1.0, 3000), "fastapi-mlp": _server(900, 0.8,
            2000), "mlserver-mlp": {"error": "RuntimeError: mlserver-mlp exited with 1 before answering"}}})  # fmt: skip
     levels = {"1": {"rps": 400.0}, "32": {"rps": 1800.0, "p99_ms": 30.0}}
@@ -64,7 +65,8 @@ def test_report_table_has_ratios_goals_and_missing_inputs_and_valid_charts(tmp_p
     assert md.splitlines()[6] == "| measure | modelfn | reference | ratio | goal | met? |"
     cold = _table_row(md, "cold start rf")
     assert cold[1:] == ["1,200 ms", "1,000 ms", "1.20×", "≤ 1.1×", "**no**"]
-    assert _table_row(md, "batch rf")[3:] == ["0.90×", "≥ 0.8×", "yes"]
+    assert _table_row(md, "batch rf: storage-event handler ÷ hand-written")[3:] == ["0.90×", "≥ 0.8×", "yes"]
+    assert _table_row(md, "batch rf: storage-event handler ÷ onnxruntime")[3:] == ["0.30×", "—", "—"]
     assert _table_row(md, "serve mlp warm p50: modelfn ÷ fastapi")[3:] == ["1.25×", "≤ 1×", "**no**"]
     assert _table_row(md, "serve mlp at 32 clients: modelfn ÷ fastapi")[3] == "1.50×"
     assert _table_row(md, "adaptive batching at 32 clients: on ÷ off")[1:] == ["1,800 req/s", "600 req/s", "3.00×",

@@ -1,4 +1,4 @@
-"""The event-loop side of adaptive batching: small requests decoded and answered on the loop thread.
+"""The request side of adaptive batching: a request's place in the queue, and small requests served on the loop.
 
 On 2 cores a one-row request to a small model costs more in thread hops and GIL hand-offs than in
 its run, so a request with a small body is served where uvicorn received it: ``fn`` (the route)
@@ -14,8 +14,10 @@ busy machine) stalls every request, and measured slower (0.48x the worker's requ
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,12 +26,46 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from modelfn.errors import ModelNotReady
 
 if TYPE_CHECKING:
-    import concurrent.futures
+    import numpy.typing as npt
 
-    from modelfn.serving.batcher import Arrays, Ticket, _Item
+    from modelfn.serving.batcher import Batcher
     from modelfn.serving.request import Receive
 
 T = TypeVar("T")
+Arrays = dict[str, "npt.NDArray[Any]"]
+CURRENT_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("modelfn_batch_ticket", default=None)
+
+
+@dataclasses.dataclass(eq=False)
+class Item:
+    """One request's validated feeds waiting for a run."""
+
+    arrays: Arrays
+    wanted: list[str]
+    rows: int
+    key: tuple[Any, ...]
+    arrived: float = dataclasses.field(default_factory=time.monotonic)
+    future: concurrent.futures.Future[Arrays] = dataclasses.field(default_factory=concurrent.futures.Future)
+    waiter: asyncio.Future[None] | None = None
+    """Set for a request decoded on the event loop: resolved there, once per run, when ``future`` is done."""
+
+
+class Ticket:
+    """One HTTP request's place with the batcher: counted while it decodes, droppable until its run starts."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+        self.decoding = False
+        self.cancelled = False
+        self.item: Item | None = None
+        self.inline = False
+        """Decoded on the event loop: ``predict`` parks the request's greenlet instead of blocking."""
+        self.waiter: asyncio.Future[None] | None = None
+        """An inline request's wait for a run off the loop (unmergeable feeds)."""
+
+    def cancel(self) -> None:
+        """The client went away: drop its queued feeds (a run already under way finishes, unread)."""
+        self.batcher._cancel(self)
 
 
 class LoopSide:
@@ -39,17 +75,17 @@ class LoopSide:
     max_delay_s: float
     executor: concurrent.futures.ThreadPoolExecutor
     _cond: threading.Condition
-    _queue: list[_Item]
+    _queue: list[Item]
     _closed: bool
     _busy: int
     _in_flight: int
-    _run: Callable[[list[_Item]], None]
-    _take: Callable[[], list[_Item]]
+    _run: Callable[[list[Item]], None]
+    _take: Callable[[], list[Item]]
 
     def _init_loop_side(self) -> None:
         self._inline = 0
         """Requests served on the event loop and not answered yet (read without the lock: one int)."""
-        self._handing: list[_Item] = []
+        self._handing: list[Item] = []
         """Queued on the event loop this iteration; handed over together (event loop only)."""
         self._handing_rows = 0
         self._hand_over: asyncio.Handle | None = None
@@ -61,12 +97,10 @@ class LoopSide:
         self, ticket: Ticket, receive: Receive, fn: Callable[..., T], args: tuple[Any, ...]
     ) -> T | None:
         """``fn(*args)`` in a greenlet on this thread; each time it parks (in ``predict``), wait here for the run."""
-        from modelfn.serving.batcher import _TICKET, _disconnected
-
         loop = asyncio.get_running_loop()
         ticket.inline = True
         context = contextvars.copy_context()
-        context.run(_TICKET.set, ticket)
+        context.run(CURRENT_TICKET.set, ticket)
         child = greenlet_module().greenlet(fn)
         child.gr_context = context
         watch: asyncio.Future[None] | None = None
@@ -75,7 +109,7 @@ class LoopSide:
             parked = child.switch(*args)
             while not child.dead:
                 if watch is None:  # the client leaving wakes whatever this request waits on
-                    watch = asyncio.ensure_future(_disconnected(receive))
+                    watch = asyncio.ensure_future(disconnected(receive))
                     watch.add_done_callback(lambda _: _wake_ticket(ticket))
                 try:
                     outcome = await self._wait_inline(loop, ticket, parked)
@@ -93,7 +127,7 @@ class LoopSide:
                 watch.cancel()
 
     async def _wait_inline(
-        self, loop: asyncio.AbstractEventLoop, ticket: Ticket, parked: _Item | Callable[[], Arrays]
+        self, loop: asyncio.AbstractEventLoop, ticket: Ticket, parked: Item | Callable[[], Arrays]
     ) -> tuple[bool, Any] | None:
         """A parked request's outcome, ``(ok, value)``, once its run is over; None if its client left first."""
         if not callable(parked):  # feeds to merge
@@ -170,7 +204,7 @@ def greenlet_module() -> Any:
 _GREENLET: Any = False
 
 
-def park(what: _Item | Callable[[], Arrays]) -> Any:
+def park(what: Item | Callable[[], Arrays]) -> Any:
     """Inside a request's greenlet: hand ``what`` (feeds, or a run to make off the loop) over; sleep until done."""
     ok, value = greenlet_module().getcurrent().parent.switch(what)
     if not ok:
@@ -185,16 +219,16 @@ def _wake_ticket(ticket: Ticket) -> None:
             waiter.set_result(None)
 
 
-def _wake(items: Sequence[_Item]) -> None:
+def _wake(items: Sequence[Item]) -> None:
     """Event loop: wake the requests whose runs are over."""
     for item in items:
         if item.waiter is not None and not item.waiter.done():
             item.waiter.set_result(None)
 
 
-def wake_loops(batch: Sequence[_Item]) -> None:
+def wake_loops(batch: Sequence[Item]) -> None:
     """After a run: wake its loop-served requests, directly on their loop or with one call into it from elsewhere."""
-    loops: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
+    loops: dict[asyncio.AbstractEventLoop, list[Item]] = {}
     for item in batch:
         if item.waiter is not None:
             loops.setdefault(item.waiter.get_loop(), []).append(item)
@@ -212,9 +246,15 @@ def wake_loops(batch: Sequence[_Item]) -> None:
                 loop.call_soon_threadsafe(_wake, items)
 
 
-def _refuse(items: Sequence[_Item]) -> None:
+def _refuse(items: Sequence[Item]) -> None:
     """The server is shutting down: queued requests get 503."""
     for item in items:
         if item.future.set_running_or_notify_cancel():
             item.future.set_exception(ModelNotReady("the server is shutting down", field="model"))
     _wake(items)
+
+
+async def disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (the body is already read, so nothing else arrives)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

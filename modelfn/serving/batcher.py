@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
-import dataclasses
 import logging
 import threading
 import time
@@ -28,7 +26,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from modelfn.errors import ModelNotReady
 from modelfn.runtime.base import check_output_names, validate_feeds
-from modelfn.serving.batch_loop import LoopSide, greenlet_module, park, wake_loops
+from modelfn.serving.batch_loop import (
+    CURRENT_TICKET,
+    Arrays,
+    Item,
+    LoopSide,
+    Ticket,
+    disconnected,
+    greenlet_module,
+    park,
+    wake_loops,
+)
 from modelfn.serving.metrics import (
     INFERENCE_BATCH_ROWS,
     INFERENCE_BATCH_SIZE,
@@ -39,54 +47,17 @@ from modelfn.serving.metrics import (
 )
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
-
     from modelfn.runtime.base import Model
     from modelfn.serving.request import Receive
 
 logger = logging.getLogger("modelfn.serving.batching")
 T = TypeVar("T")
-Arrays = dict[str, "npt.NDArray[Any]"]
 
 MIN_REQUEST_THREADS = 16
 """Request threads decode, wait on the batcher and encode; enough of them let a full batch gather."""
 MAX_REQUEST_THREADS = 256
 INLINE_BODY_BYTES = 64 * 1024
 """Bodies up to this size are decoded on the event loop (a few hundred microseconds at most)."""
-
-_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("modelfn_batch_ticket", default=None)
-
-
-@dataclasses.dataclass(eq=False)
-class _Item:
-    """One request's validated feeds waiting for a run."""
-
-    arrays: Arrays
-    wanted: list[str]
-    rows: int
-    key: tuple[Any, ...]
-    arrived: float = dataclasses.field(default_factory=time.monotonic)
-    future: concurrent.futures.Future[Arrays] = dataclasses.field(default_factory=concurrent.futures.Future)
-    waiter: asyncio.Future[None] | None = None
-    """Set for a request decoded on the event loop: resolved there, once per run, when ``future`` is done."""
-
-
-class Ticket:
-    """One HTTP request's place with the batcher: counted while it decodes, droppable until its run starts."""
-
-    def __init__(self, batcher: Batcher) -> None:
-        self.batcher = batcher
-        self.decoding = False
-        self.cancelled = False
-        self.item: _Item | None = None
-        self.inline = False
-        """Decoded on the event loop: ``predict`` parks the request's greenlet instead of blocking."""
-        self.waiter: asyncio.Future[None] | None = None
-        """An inline request's wait for a run off the loop (unmergeable feeds)."""
-
-    def cancel(self) -> None:
-        """The client went away: drop its queued feeds (a run already under way finishes, unread)."""
-        self.batcher._cancel(self)
 
 
 class Batcher(LoopSide):
@@ -103,7 +74,7 @@ class Batcher(LoopSide):
         """Requests answered by those runs."""
         self._specs = {spec.name: spec for spec in model.manifest.inputs}
         self._cond = threading.Condition()
-        self._queue: list[_Item] = []
+        self._queue: list[Item] = []
         self._decoding = 0
         self._closed = False
         self._busy = 0
@@ -129,7 +100,7 @@ class Batcher(LoopSide):
             return await self._call_inline(ticket, receive, fn, args)
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(self.executor, self._run_ticket, ticket, fn, *args)
-        watch = asyncio.ensure_future(_disconnected(receive))
+        watch = asyncio.ensure_future(disconnected(receive))
         try:
             await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -148,13 +119,13 @@ class Batcher(LoopSide):
             ticket.decoding = True
             self._decoding += 1
             self._in_flight += 1
-        token = _TICKET.set(ticket)
+        token = CURRENT_TICKET.set(ticket)
         try:
             return fn(*args)
         except concurrent.futures.CancelledError:
             return None
         finally:
-            _TICKET.reset(token)
+            CURRENT_TICKET.reset(token)
             with self._cond:
                 self._stop_decoding(ticket)
                 self._in_flight -= 1
@@ -163,7 +134,7 @@ class Batcher(LoopSide):
         """Validate (a bad request fails here, alone), queue, wait for this request's share of a run."""
         wanted = check_output_names(outputs, self.model.output_names)
         arrays = self._admit(feeds)
-        ticket = _TICKET.get()
+        ticket = CURRENT_TICKET.get()
         rows = {int(array.shape[0]) for array in arrays.values()}
         if len(rows) != 1 or next(iter(rows)) > self.max_rows:  # unmergeable or too big: alone, now
             if ticket is not None and ticket.inline:  # off the event loop
@@ -172,7 +143,7 @@ class Batcher(LoopSide):
                 self._done_decoding(ticket)
             return self.model.predict(arrays, wanted)
         key = tuple((name, array.shape[1:], array.dtype.str) for name, array in arrays.items())
-        item = _Item(arrays, wanted, rows.pop(), key)
+        item = Item(arrays, wanted, rows.pop(), key)
         if ticket is not None and ticket.inline:
             if self._closed:
                 raise ModelNotReady("the server is shutting down", field="model")
@@ -261,7 +232,7 @@ class Batcher(LoopSide):
             if batch:
                 self._run(batch)
 
-    def _take(self) -> list[_Item]:
+    def _take(self) -> list[Item]:
         """The oldest queued requests that fit in one run (same trailing shapes), started; the rest wait."""
         first = self._queue[0]
         batch, rest, rows = [], [], 0
@@ -275,7 +246,7 @@ class Batcher(LoopSide):
         self._queue[:] = rest
         return batch
 
-    def _run(self, batch: list[_Item]) -> None:
+    def _run(self, batch: list[Item]) -> None:
         """One merged run split back per request; if it fails, each request runs alone for its own answer."""
         started = time.monotonic()
         for item in batch:
@@ -308,7 +279,7 @@ class Batcher(LoopSide):
                 if self._queue:  # waking an idle worker for nothing would cost it a GIL switch
                     self._cond.notify()
 
-    def _merged(self, batch: list[_Item]) -> list[Arrays]:
+    def _merged(self, batch: list[Item]) -> list[Arrays]:
         import numpy as np
 
         wanted = {name for item in batch for name in item.wanted}
@@ -338,12 +309,6 @@ class Batcher(LoopSide):
         wake_loops(queued)
         self._worker.join(5)
         self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Returns once the client has gone (the body is already read, so nothing else arrives)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _abandon(ticket: Ticket, work: asyncio.Future[Any], watch: asyncio.Future[None]) -> None:

@@ -523,3 +523,32 @@ def test_a_float_outside_the_input_range_fails_alone_among_merged_requests(linea
     assert isinstance(error, UnprocessableInput) and error.field == "x" and "float32 range" in error.message
     for x, answer in zip(xs[:2] + xs[3:], answers, strict=True):
         np.testing.assert_allclose(answer["y"], expected_linear(x)[0], rtol=1e-6)
+
+
+def test_without_greenlet_small_bodies_take_request_threads(
+    linear: LoadedBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an install without greenlet
+    from modelfn.serving import batch_loop
+
+    monkeypatch.setattr(batch_loop, "_GREENLET", None)
+    batcher = Batcher(linear.model, max_batch_size=64, max_delay_ms=50)
+    threads: list[int] = []
+
+    def route(i: int) -> Any:
+        threads.append(threading.get_ident())
+        return batcher.predict({"x": np.full((1, 4), i, np.float32)})
+
+    async def scenario() -> tuple[int, list[Any]]:
+        calls = [batcher.call(_never_disconnects, route, i, size=100) for i in range(4)]
+        return threading.get_ident(), await asyncio.wait_for(asyncio.gather(*calls), timeout=5)
+
+    try:
+        # WHEN small requests come
+        loop_thread, answers = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    # THEN they are decoded on request threads, as before, and answered right
+    assert len(threads) == 4 and loop_thread not in threads
+    for i, answer in enumerate(answers):
+        np.testing.assert_allclose(answer["y"], expected_linear(np.full((1, 4), i))[0], rtol=1e-6)

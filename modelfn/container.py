@@ -184,11 +184,15 @@ def run_server(settings: Settings) -> None:
 
 @contextlib.contextmanager
 def _startup_without_gc() -> Iterator[None]:
-    """No cyclic garbage collection while the server's and the runtime's modules import.
+    """No cyclic garbage collection while the server's and the runtime's modules import; then freeze what they made.
 
-    Imports allocate objects by the hundred thousand and free almost none, so the ~90 collections they
-    trigger find nothing to free: ~10 ms of CPU on the RF's cold path (measured, median of 6). The
-    load's own thread runs on while this is off; collection resumes before the server accepts requests.
+    Imports allocate tens of thousands of objects that live as long as the process, so the ~90
+    collections they trigger free nothing. Re-enabling collection alone would scan them all at the
+    next threshold (measured: +30 ms of CPU on the first requests), so they are moved to the
+    permanent generation (``gc.freeze``) first: ~10 ms less CPU to the first answer, and later
+    collections never rescan them (200k request-sized allocations after the start: 80 -> 45 ms of
+    CPU). The price: the few hundred unreachable objects the imports left (579 measured) are never
+    freed. The load's own thread runs on meanwhile; collection resumes before requests are served.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -196,6 +200,7 @@ def _startup_without_gc() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            gc.freeze()
             gc.enable()
 
 

@@ -253,31 +253,34 @@ class Batcher(LoopSide):
             self.metrics.add(INFERENCE_BATCH_WAIT, (started - item.arrived) * 1e3, MILLISECONDS)
         self.metrics.add(INFERENCE_BATCH_SIZE, len(batch))
         self.metrics.add(INFERENCE_BATCH_ROWS, sum(item.rows for item in batch))
-        runs = 1
+        outcomes: list[tuple[Item, Arrays | BaseException]] = []
+        runs = len(batch)
         try:
             if len(batch) > 1:
                 try:
-                    pieces = self._merged(batch)
+                    outcomes = [(item, piece) for item, piece in zip(batch, self._merged(batch), strict=True)]
+                    runs = 1
                 except Exception as exc:
                     logger.info("a merged run of %d requests failed (%s); running each alone", len(batch), exc)
-                else:
-                    for item, piece in zip(batch, pieces, strict=True):
-                        item.future.set_result(piece)
-                    return
-            runs = len(batch)
-            for item in batch:
-                try:
-                    item.future.set_result(self.model.predict(item.arrays, item.wanted))
-                except BaseException as exc:  # every error goes back to its own request
-                    item.future.set_exception(exc)
+            if not outcomes:
+                for item in batch:
+                    try:
+                        outcomes.append((item, self.model.predict(item.arrays, item.wanted)))
+                    except BaseException as exc:  # every error goes back to its own request
+                        outcomes.append((item, exc))
         finally:
-            wake_loops(batch)
-            with self._cond:
+            with self._cond:  # counted before anyone is answered
                 self.runs += runs
                 self.requests += len(batch)
                 self._busy -= 1
                 if self._queue:  # waking an idle worker for nothing would cost it a GIL switch
                     self._cond.notify()
+            for item, outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    item.future.set_exception(outcome)
+                else:
+                    item.future.set_result(outcome)
+            wake_loops(batch)
 
     def _merged(self, batch: list[Item]) -> list[Arrays]:
         import numpy as np

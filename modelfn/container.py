@@ -150,6 +150,7 @@ def run_server(settings: Settings) -> None:
         _join_runtime_import()
         import uvicorn
 
+        from modelfn.serving import batching  # noqa: F401  (ModelState.record imports it once the session is built)
         from modelfn.serving.asgi import create_app
 
         loop, http = server_stack()
@@ -227,9 +228,12 @@ def _join_runtime_import() -> None:
     Both hold the GIL: interleaved, they delay the runtime's session, which then runs alone. In this
     order the server's imports (uvicorn, the app) overlap the session build, which releases the GIL.
     The wait is bounded by the import (no store call), so a stalled store still leaves the server up.
+    The ONNX session wrapper the load imports after its fetch is imported here too, off its path.
     """
     try:
         import onnxruntime  # noqa: F401  (joins the loader's background import; the loader reports failures)
+
+        from modelfn.runtime import onnx_session  # noqa: F401
     except Exception:
         logger.debug("onnxruntime did not import here; the load reports why", exc_info=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from modelfn.errors import ModelfnError, RouteNotFound
+from modelfn.serving.inline import InlinePace
 from modelfn.serving.metrics import INFERENCE_LATENCY, METRICS, error_metric
 from modelfn.serving.request import Receive, Scope, Send, check_body_size, read_body, request_headers
 from modelfn.serving.responses import Response, error_response, unexpected_error_response
@@ -43,6 +44,7 @@ class LeanApp:
         self.max_body_bytes = state.settings.max_body_bytes
         self.deadline_margin_ms = deadline_margin_ms
         self._docs_app: ASGIApp | None = None
+        self.pace = InlinePace()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -108,10 +110,12 @@ class LeanApp:
                 return await self.state.batcher.call(
                     receive, run_route, self.state, route, headers, body, size=len(body)
                 )
+            if self.pace.inline(len(body)):  # a hop to a worker thread would cost more than the run
+                return self.pace.run(run_route, self.state, route, headers, body)
             import asyncio  # here, not at import: the Lambda path never runs an event loop
 
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, run_route, self.state, route, headers, body)
+            return await loop.run_in_executor(None, self.pace.run, run_route, self.state, route, headers, body)
 
     def docs_app(self) -> ASGIApp:
         """The FastAPI app behind ``/docs``; imported and built on first use only."""

@@ -6,7 +6,7 @@ floor); (b) the lean router alone (``routes.dispatch``: JSON decode, validate, r
 as ``modelfn.handlers.http.handler`` runs it); (c') the same app through Mangum's own ASGI cycle
 (what the handler ran before, for comparison); (d) (c) with Lambda observability on (Powertools JSON
 logger, one EMF line per invocation written to /dev/null); (e) (c) with the container's Prometheus
-mirror installed. (a), (b), (c) and (c') are timed interleaved, in rounds of 200 calls each, so a
+mirror installed. (a), (b), (c) and (c') are timed interleaved, in rounds of up to 200 calls each, so a
 busy machine slows them alike. Overhead = p50(variant) − p50(raw). Goal for the MLP at batch 1:
 ≤ 0.1 ms for (c).
 
@@ -46,17 +46,20 @@ def timeit(fn: Callable[[], object], budget_s: float, min_iters: int = 200) -> l
 def interleaved(
     variants: dict[str, Callable[[], object]], budget_s: float, rounds_min: int = 10
 ) -> dict[str, list[float]]:
-    """Samples per variant, timed in alternating rounds of 200 calls until ``budget_s`` (per variant) is spent."""
+    """Samples per variant, timed in alternating rounds (up to 200 calls) until ``budget_s`` per variant is spent."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
+    per_round = 200
     for fn in variants.values():
+        t0 = time.perf_counter()
         for _ in range(20):
             fn()
+        per_round = min(per_round, max(5, int(0.05 / max((time.perf_counter() - t0) / 20, 1e-9))))
     end = time.perf_counter() + budget_s * len(variants)
     rounds = 0
     while rounds < rounds_min or time.perf_counter() < end:
         for name, fn in variants.items():
             out = samples[name]
-            for _ in range(200):
+            for _ in range(per_round):  # 200 calls of a fast model, fewer of a slow one (~50 ms a round)
                 t0 = time.perf_counter()
                 fn()
                 out.append(time.perf_counter() - t0)

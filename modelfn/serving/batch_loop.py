@@ -21,14 +21,13 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from modelfn.errors import ModelNotReady
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from modelfn.serving.batcher import Batcher
     from modelfn.serving.request import Receive
 
 T = TypeVar("T")
@@ -50,10 +49,16 @@ class Item:
     """Set for a request decoded on the event loop: resolved there, once per run, when ``future`` is done."""
 
 
+class DropsTickets(Protocol):
+    """What a ticket needs of its batcher (``modelfn.serving.batcher.Batcher``, which imports this module)."""
+
+    def _cancel(self, ticket: Ticket) -> None: ...
+
+
 class Ticket:
     """One HTTP request's place with the batcher: counted while it decodes, droppable until its run starts."""
 
-    def __init__(self, batcher: Batcher) -> None:
+    def __init__(self, batcher: DropsTickets) -> None:
         self.batcher = batcher
         self.decoding = False
         self.cancelled = False

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from modelfn.errors import InvalidRequest, UnprocessableInput, UnsupportedMediaType
 from modelfn.serving import codecs
 from modelfn.serving.inference import media_type
+from modelfn.serving.typed_json import float_array
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -109,7 +110,7 @@ def request_feeds(request: Mapping[str, Any], manifest: Manifest, *, numbers_onl
     feeds: Feeds = {}
     for name, value in columns(request, manifest).items():
         dtype = dtypes.get(name, "float32")
-        typed = typed_numbers(value, dtype) if numbers_only and dtype in FLOAT_DTYPES else None
+        typed = float_array(value, dtype) if numbers_only and dtype in FLOAT_DTYPES else None
         feeds[name] = typed if typed is not None else codecs.as_input(value, dtype, field=name)
     return feeds
 
@@ -126,21 +127,6 @@ def numbers_only(body: bytes, request: Mapping[str, Any]) -> bool:
     if len(body) > NUMBERS_ONLY_MAX_BYTES:
         return False
     return body.count(b'"') == 2 * len(request) and b"null" not in body
-
-
-def typed_numbers(value: Any, dtype: str) -> npt.NDArray[Any] | None:
-    """JSON numbers straight into a float ``dtype`` (no float64 list pass, no second copy).
-
-    None on ragged data or a finite value beyond the dtype's range: the general path then gives the
-    error naming the input.
-    """
-    import numpy as np
-
-    try:
-        with np.errstate(over="raise"):
-            return np.asarray(value, dtype=dtype)
-    except (ValueError, TypeError, OverflowError, FloatingPointError, RecursionError):
-        return None
 
 
 def b64_images(request: Mapping[str, Any], spec: ImageProcessing) -> tuple[list[bytes], str] | None:

@@ -10,18 +10,17 @@ only when ``allow_custom_code`` is on, so without it the module's bytes are neve
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import gc
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelfn.bundle.layout import MANIFEST_FILE, ONNX_DATA_RE, PICKLE_EXTENSIONS, SIGNATURE_FILE, version_prefix
 from modelfn.errors import IntegrityError, PolicyError, SignatureError, UnsafeBundleError
+from modelfn.gc_pause import collections_paused
 from modelfn.serving.metrics import LOAD_FETCH_TIME, LOAD_SESSION_TIME, LOAD_VERIFY_TIME, METRICS
 
 if TYPE_CHECKING:
@@ -75,35 +74,12 @@ def load_bundle(settings: Settings) -> LoadedBundle:
 
     if not settings.model_name:
         raise ConfigError("no model configured: set MODELFN_MODEL_NAME (or --model)", field="model_name")
-    with _no_young_collections():
+    with collections_paused(keep_frozen=False):  # a refused or replaced load's cycles stay collectable
         _import_runtime_in_background()  # overlaps the store round trips; no model byte reaches it early
         with METRICS.timed(LOAD_FETCH_TIME, span="fetch"):  # includes LoadVerifyTime (the signature check)
             verified = fetch_verified(settings)
         with METRICS.timed(LOAD_SESSION_TIME, span="session"):
             return build_runtime(verified, settings)
-
-
-@contextlib.contextmanager
-def _no_young_collections() -> Iterator[None]:
-    """No cyclic GC during the load; what it allocated then joins the oldest generation untraversed.
-
-    The load imports boto3 and onnxruntime and builds a client: ~60,000 objects that live on, and
-    ~160 collections that walk them and free nearly nothing (CNN cold start: ~45-95 ms of GC, 2
-    loaded cores). Turning GC off alone would leave one large young collection for the first
-    request; freezing then unfreezing moves everything to the oldest generation instead, where a
-    later full collection still finds any cycle that is garbage (the load's discarded client).
-    Left alone when the caller has GC off already (container start-up does).
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.unfreeze()
-        gc.enable()
 
 
 def _import_runtime_in_background() -> None:

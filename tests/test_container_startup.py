@@ -52,8 +52,8 @@ def test_the_start_collects_again_with_its_objects_frozen() -> None:
     # GIVEN a fresh process that imports the server's modules inside the start's window
     code = """
 import gc, json
-from modelfn.container import _startup_without_gc
-with _startup_without_gc():
+from modelfn.gc_pause import collections_paused
+with collections_paused(keep_frozen=True):  # as the container's start runs it
     during = gc.isenabled()
     import uvicorn
     from modelfn.serving.asgi import create_app

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from modelfn.errors import InvalidRequest, UnprocessableInput, UnsupportedMediaType
 from modelfn.serving import codecs
 from modelfn.serving.inference import media_type
-from modelfn.serving.typed_json import float_array
+from modelfn.serving.typed_json import FLOAT_TYPES, float_array
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -27,7 +27,7 @@ Feeds = dict[str, "npt.NDArray[Any]"]
 B64 = "b64"
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 CSV = "text/csv"
-FLOAT_DTYPES = frozenset({"float16", "float32", "float64"})
+FLOAT_DTYPES = frozenset(FLOAT_TYPES.values())
 NUMBERS_ONLY_MAX_BYTES = 64 * 1024
 """Scanning a body for quotes and nulls costs ~1 µs per KiB; the float64 pass it saves, less above this."""
 

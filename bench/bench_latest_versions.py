@@ -139,7 +139,6 @@ def main() -> None:
 
 def _with_rtt(endpoint: str, counts: list[int], runs: int, rtt_ms: float) -> dict[str, Any]:
     """Hinted vs directories when every request waits ``rtt_ms`` before it is sent (warm client)."""
-    from modelfn.repository.versions import listed_latest, resolve_listing
     from modelfn.store.s3 import S3Store
 
     client = s3_client(endpoint)
@@ -149,13 +148,7 @@ def _with_rtt(endpoint: str, counts: list[int], runs: int, rtt_ms: float) -> dic
     for round_ in range(runs):
         order = list(samples)
         for count, way in order if round_ % 2 == 0 else reversed(order):
-            gc.collect()
-            t0 = time.perf_counter()
-            if way == "hinted":
-                resolve_listing(store, f"m{count}", "latest")
-            else:
-                listed_latest(store, f"m{count}")
-            samples[count, way].append(time.perf_counter() - t0)
+            samples[count, way].append(_timed_resolution(store, f"m{count}", way))
     out: dict[str, Any] = {"rtt_ms": rtt_ms}
     for count in counts:
         out[str(count)] = {f"{w}_ms_p50": round(statistics.median(samples[count, w]) * 1e3, 2) for w in WAYS[:2]}
@@ -164,22 +157,28 @@ def _with_rtt(endpoint: str, counts: list[int], runs: int, rtt_ms: float) -> dic
     return out
 
 
+def _timed_resolution(store: Any, name: str, way: str) -> float:
+    """Seconds to resolve ``latest`` of ``name`` one way (``hinted`` or ``directories``), after a collection."""
+    from modelfn.repository.versions import listed_latest, resolve_listing
+
+    gc.collect()
+    t0 = time.perf_counter()
+    if way == "hinted":
+        resolve_listing(store, name, "latest")
+    else:
+        listed_latest(store, name)
+    return time.perf_counter() - t0
+
+
 def _cold(endpoint: str, count: int, runs: int) -> dict[str, Any]:
     """First resolution on a fresh client (connections opened inside the timing), hinted vs directories."""
-    from modelfn.repository.versions import listed_latest, resolve_listing
     from modelfn.store.s3 import S3Store
 
     samples: dict[str, list[float]] = {"hinted": [], "directories": []}
     for round_ in range(runs):
         for way in ("hinted", "directories") if round_ % 2 == 0 else ("directories", "hinted"):
             store = S3Store("bench", "models", client=s3_client(endpoint))
-            gc.collect()
-            t0 = time.perf_counter()
-            if way == "hinted":
-                resolve_listing(store, f"m{count}", "latest")
-            else:
-                listed_latest(store, f"m{count}")
-            samples[way].append(time.perf_counter() - t0)
+            samples[way].append(_timed_resolution(store, f"m{count}", way))
     return {"count": count} | {f"{w}_ms_p50": round(statistics.median(s) * 1e3, 2) for w, s in samples.items()}
 
 

@@ -11,27 +11,8 @@ import pytest
 from modelfn.repository.claims import CLAIMS_ROOT, VersionConflict, check_held, claim_version
 from modelfn.repository.transfer import push_bundle
 from modelfn.store.base import Store
-from modelfn.store.local import LocalStore
-from modelfn.store.s3 import S3Store
 
 STALE_S = 60.0
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    return S3Store(request.getfixturevalue("s3_bucket"), "registry")
-
-
-@pytest.fixture
-def bundle_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "bundle"
-    root.mkdir()
-    (root / "model.onnx").write_bytes(b"onnx bytes")
-    (root / "manifest.json").write_bytes(b'{"name": "iris", "version": 1}')
-    (root / "model.sig").write_bytes(b"{}")
-    return root
 
 
 def _ago(seconds: float) -> float:

@@ -85,24 +85,6 @@ def _counting(store: LocalStore | S3Store, fail_prefix: str | None = None) -> _C
     return counting
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S3Store:
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    return S3Store(request.getfixturevalue("s3_bucket"), "registry")
-
-
-@pytest.fixture
-def bundle_dir(tmp_path: Path) -> Path:
-    """A bundle-shaped directory (push neither signs nor verifies, so the signature bytes are opaque)."""
-    root = tmp_path / "bundle"
-    root.mkdir()
-    (root / "model.onnx").write_bytes(b"onnx")
-    (root / "manifest.json").write_bytes(b"{}")
-    (root / "model.sig").write_bytes(b"sig")
-    return root
-
-
 def _push(store: Store, bundle_dir: Path, *versions: int) -> None:
     for version in versions:
         push_bundle(bundle_dir, store, name="iris", version=version, progress=False)

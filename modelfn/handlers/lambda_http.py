@@ -43,15 +43,19 @@ class LambdaHTTPHandler:
         self.app = app
         self._mangum: Any = None
 
-    def mangum(self, event: Any, context: Any) -> dict[str, Any]:
-        """Mangum's own answer, over the same app; built on first use (importing it and asyncio costs cold start)."""
+    def _adapter(self) -> Any:
+        """Mangum over the same app, built on first use (importing it and asyncio costs cold start)."""
         if self._mangum is None:
             from mangum import Mangum
 
             from modelfn.handlers._base64_body import HANDLERS
 
             self._mangum = Mangum(self.app, lifespan="off", custom_handlers=HANDLERS)
-        answer: dict[str, Any] = self._mangum(event, context)
+        return self._mangum
+
+    def mangum(self, event: Any, context: Any) -> dict[str, Any]:
+        """Mangum's own answer, through its whole ASGI cycle."""
+        answer: dict[str, Any] = self._adapter()(event, context)
         return answer
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
@@ -63,15 +67,27 @@ class LambdaHTTPHandler:
             return self.mangum(event, context)
         body = decode_body(event.get("body"), is_base64=bool(event.get("isBase64Encoded", False)))
         response = self.app.respond(method, path, headers, body, context)
-        names = [name for name, _ in response.headers]
-        if "set-cookie" in names or len(set(names)) != len(names):  # Mangum's special shapes
-            return self.mangum(event, context)
+        if response.headers and _special_headers(response):  # Mangum's own shapes for these; the route ran once
+            shaped: dict[str, Any] = self._adapter().infer(event, context)(
+                {
+                    "status": response.status,
+                    "headers": response.header_list(),
+                    "body": b"" if method == "HEAD" else response.body,
+                }
+            )
+            return shaped
         return _answer(source, event, response, head=method == "HEAD")
 
 
 def lambda_http_handler(app: LeanApp) -> LambdaHTTPHandler:
     """The Lambda handler for ``app`` (``modelfn.serving.asgi.create_app``)."""
     return LambdaHTTPHandler(app)
+
+
+def _special_headers(response: Response) -> bool:
+    """Set-Cookie or a repeated header, which Mangum moves to ``cookies`` / ``multiValueHeaders``."""
+    names = [name for name, _ in response.headers]
+    return "set-cookie" in names or len(set(names)) != len(names)
 
 
 def event_source(event: Any) -> str | None:

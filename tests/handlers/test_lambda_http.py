@@ -17,7 +17,8 @@ from mangum import Mangum
 from modelfn.handlers._base64_body import HANDLERS
 from modelfn.handlers.lambda_http import lambda_http_handler
 from modelfn.loader import LoadedBundle
-from modelfn.serving.asgi import create_app
+from modelfn.serving.asgi import LeanApp, create_app
+from modelfn.serving.responses import Response
 from tests.handlers.conftest import MAX_BODY_BYTES
 from tests.handlers.events import HTTP_SOURCES, LambdaContext, http_event, response_body, response_headers
 from tests.serving.tiny_models import served
@@ -143,3 +144,24 @@ def test_deadline_and_size_limits_hold_on_the_direct_path(handlers: tuple[Any, M
     assert response_headers(late)["retry-after"]
     assert big["statusCode"] == 413
     assert orjson.loads(response_body(big))["field"] == "body"
+
+
+def test_repeated_headers_take_mangums_shapes_and_the_route_runs_once(linear: LoadedBundle) -> None:
+    # GIVEN an app whose answer carries two Set-Cookie headers (Mangum moves them to cookies / multiValueHeaders)
+    calls: list[str] = []
+
+    class CookieApp(LeanApp):
+        def respond(
+            self, method: str, path: str, headers: dict[str, str], body: bytes, context: Any = None
+        ) -> Response:
+            calls.append(path)
+            return Response(status=200, body=b"{}", headers=(("set-cookie", "a=1"), ("set-cookie", "b=2")))
+
+    direct = lambda_http_handler(CookieApp(served(linear)))
+    # WHEN an HTTP API v2 and a REST API event are answered
+    v2 = direct(http_event("http_api_v2", "GET", "/v2", b""), LambdaContext())
+    rest = direct(http_event("apigw_rest_v1", "GET", "/v2", b""), LambdaContext())
+    # THEN the cookies are in each source's own field, and each request ran the route once
+    assert v2["cookies"] == ["a=1", "b=2"]
+    assert rest["multiValueHeaders"]["set-cookie"] == ["a=1", "b=2"]
+    assert calls == ["/v2", "/v2"]
